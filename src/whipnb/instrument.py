@@ -1,0 +1,174 @@
+"""Probes that watch the learner's code train, so grading rests on behaviour.
+
+While a submission runs, :class:`Instrumentation` records
+
+* every loss that ``backward()`` was called on (its value, finite or not),
+* every ``optimizer.step()``: whether it found gradients, whether those
+  gradients were computed after the latest forward pass, the learning rates of
+  its parameter groups, and how far it moved the parameters,
+* the optimizers that were stepped, so a task can inspect them afterwards.
+
+It uses PyTorch's global optimizer hooks and module forward hooks; only
+``torch.autograd.backward`` is wrapped, because PyTorch has no global hook for
+it.  Everything is removed on exit, even when the learner's code raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What one ``optimizer.step()`` call did."""
+
+    optimizer: int  #: index of the optimizer, in the order first stepped
+    has_grad: bool  #: some parameter had a non-zero gradient
+    stale: bool  #: a forward pass ran after the latest backward pass
+    lrs: tuple[float, ...]
+    update_norm: float  #: L2 distance the parameters moved
+
+    @property
+    def applied_fresh_gradient(self) -> bool:
+        return self.has_grad and not self.stale
+
+
+@dataclass
+class Evidence:
+    """The behavioural record of one run."""
+
+    losses: list[float] = field(default_factory=list)
+    steps: list[StepEvent] = field(default_factory=list)
+    optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finite_losses(self) -> list[float]:
+        return [loss for loss in self.losses if math.isfinite(loss)]
+
+    @property
+    def first_nonfinite_loss(self) -> int | None:
+        """Index of the first NaN or infinite loss, if any."""
+        return next((i for i, loss in enumerate(self.losses) if not math.isfinite(loss)), None)
+
+    @property
+    def fresh_step_fraction(self) -> float:
+        if not self.steps:
+            return 0.0
+        return sum(step.applied_fresh_gradient for step in self.steps) / len(self.steps)
+
+    @property
+    def moving_steps(self) -> int:
+        return sum(step.update_norm > 0 for step in self.steps)
+
+    @property
+    def learning_rates(self) -> list[float]:
+        """Distinct learning rates seen in the stepped optimizers' groups, in order."""
+        seen: list[float] = []
+        for step in self.steps:
+            for lr in step.lrs:
+                if lr not in seen:
+                    seen.append(lr)
+        return seen
+
+
+class Instrumentation:
+    """Context manager that installs the probes and yields the :class:`Evidence`."""
+
+    def __init__(self) -> None:
+        self.evidence = Evidence()
+        self._tick = 0
+        self._last_forward = -1
+        self._last_backward = -1
+        self._before_step: dict[int, list[torch.Tensor]] = {}
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Evidence]:
+        handles = [
+            register_optimizer_step_pre_hook(self._before_optimizer_step),
+            register_optimizer_step_post_hook(self._after_optimizer_step),
+            torch.nn.modules.module.register_module_forward_hook(self._after_forward),
+        ]
+        original_backward = torch.autograd.backward
+        torch.autograd.backward = self._wrap_backward(original_backward)
+        try:
+            yield self.evidence
+        finally:
+            torch.autograd.backward = original_backward
+            for handle in handles:
+                handle.remove()
+            self._before_step.clear()
+
+    def _next_tick(self) -> int:
+        self._tick += 1
+        return self._tick
+
+    def _wrap_backward(self, original: Any) -> Any:
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
+                self.evidence.losses.append(float(tensors.detach().reshape(())))
+            result = original(tensors, *args, **kwargs)
+            self._last_backward = self._next_tick()
+            return result
+
+        backward.__wrapped__ = original  # type: ignore[attr-defined]
+        backward.__doc__ = original.__doc__
+        return backward
+
+    def _after_forward(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if torch.is_grad_enabled():
+            self._last_forward = self._next_tick()
+
+    def _optimizer_index(self, optimizer: torch.optim.Optimizer) -> int:
+        for index, known in enumerate(self.evidence.optimizers):
+            if known is optimizer:
+                return index
+        self.evidence.optimizers.append(optimizer)
+        return len(self.evidence.optimizers) - 1
+
+    def _before_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any):
+        self._before_step[id(optimizer)] = [
+            param.detach().clone() for param in _parameters(optimizer)
+        ]
+
+    def _after_optimizer_step(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any):
+        params = _parameters(optimizer)
+        before = self._before_step.pop(id(optimizer), [])
+        moved = sum(
+            float((param.detach() - old).double().pow(2).sum())
+            for param, old in zip(params, before, strict=False)
+            if param.shape == old.shape
+        )
+        has_grad = any(
+            param.grad is not None and bool(param.grad.detach().abs().sum() > 0) for param in params
+        )
+        self.evidence.steps.append(
+            StepEvent(
+                optimizer=self._optimizer_index(optimizer),
+                has_grad=has_grad,
+                stale=self._last_forward > self._last_backward,
+                lrs=tuple(_as_float(group.get("lr", math.nan)) for group in optimizer.param_groups),
+                update_norm=math.sqrt(moved),
+            )
+        )
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [param for group in optimizer.param_groups for param in group["params"]]
+
+
+def _as_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

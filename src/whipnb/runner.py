@@ -1,0 +1,137 @@
+"""Run a submission's source under instrumentation, with every RNG seeded.
+
+How the source is executed is pluggable (an *executor*), the way papermill
+plugs engines: plain ``exec`` for the Python API, ``shell.run_cell`` inside
+IPython so the magic behaves like a normal cell (live prints, IPython syntax,
+the usual traceback display).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from whipnb.instrument import Evidence, Instrumentation
+from whipnb.printed import parse_printed_metrics
+
+#: Runs ``source`` in ``namespace``; returns the exception the code raised, if any.
+Executor = Callable[[str, dict[str, Any]], BaseException | None]
+
+SEED = 0
+
+
+@dataclass
+class Run:
+    """What happened when the submission ran: its objects, output, error and evidence."""
+
+    namespace: dict[str, Any]
+    stdout: str
+    error: BaseException | None
+    error_text: str
+    evidence: Evidence
+    duration_s: float
+    printed: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def crashed(self) -> bool:
+        return self.error is not None
+
+
+def exec_executor(source: str, namespace: dict[str, Any]) -> BaseException | None:
+    """Plain-Python executor: tracebacks are printed to stderr like a script's."""
+    try:
+        exec(compile(source, "<submission>", "exec"), namespace)  # noqa: S102 - that is the point
+    except (Exception, SystemExit) as error:  # a learner's sys.exit() is a crash, not ours
+        traceback.print_exc()
+        return error
+    return None
+
+
+def seed_everything(seed: int = SEED) -> None:
+    """Seed every RNG a training script may draw from, so runs are reproducible."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run on one intra-op thread: float reductions then give the same digits everywhere."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _Tee(io.TextIOBase):
+    """Writes through to the real stream (prints stay live) while keeping a copy."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.copy = io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def captured_stdout() -> Iterator[_Tee]:
+    tee = _Tee(sys.stdout)
+    sys.stdout = tee
+    try:
+        yield tee
+    finally:
+        if sys.stdout is tee:
+            sys.stdout = tee.stream
+
+
+def run_submission(
+    source: str,
+    namespace: dict[str, Any] | None = None,
+    executor: Executor = exec_executor,
+) -> Run:
+    """Seed, instrument and run ``source``; never raises for the learner's errors."""
+    namespace = {"__name__": "__main__"} if namespace is None else namespace
+    instrumentation = Instrumentation()
+    seed_everything()
+    with single_thread(), captured_stdout() as out, instrumentation.installed() as evidence:
+        started = time.perf_counter()
+        error = executor(source, namespace)
+        duration = time.perf_counter() - started
+    stdout = out.copy.getvalue()
+    return Run(
+        namespace=namespace,
+        stdout=stdout,
+        error=error,
+        error_text=_describe(error),
+        evidence=evidence,
+        duration_s=duration,
+        printed=parse_printed_metrics(stdout),
+    )
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    text = str(error).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(error).__name__}: {first}" if first else type(error).__name__
