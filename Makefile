@@ -34,3 +34,6 @@ notebooks: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+calibrate: $(STAMP)
+	$(BIN)/python -m whipnb.calibration docs/GRADING.md

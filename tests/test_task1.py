@@ -1,15 +1,16 @@
-"""Task 1: each bug really happens, and each rubric row is reached by a concrete submission."""
+"""Task 1: each bug really happens and the findings name it.
+
+Rubric rows and valid alternative fixes are covered by the calibration cases
+(``whipnb/tasks/task1/cases.py``, graded in ``test_calibration.py``)."""
 
 from __future__ import annotations
 
-import pytest
 from conftest import check, edit, grade_quietly
 
 from whipnb.runner import run_submission
 
 STEP_FIRST = "        optimizer.step()\n        loss.backward()"
 BACKWARD_FIRST = "        loss.backward()\n        optimizer.step()"
-SGD = "torch.optim.SGD(model.parameters(), lr=0.01)"
 
 
 def quiet_run(source):
@@ -53,32 +54,6 @@ def test_reference_solution_is_excellent(task1):
     assert 0.85 <= result.score <= 1.0
     assert result.passed_all
     assert result.metrics["heldout_accuracy"] > 0.90
-
-
-@pytest.mark.parametrize(
-    "optimizer",
-    [
-        "torch.optim.SGD(model.parameters(), lr=0.003)",
-        "torch.optim.SGD(model.parameters(), lr=0.1)",
-        "torch.optim.SGD(model.parameters(), lr=0.3)",
-        "torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)",
-        "torch.optim.Adam(model.parameters(), lr=0.001)",
-        "torch.optim.Adam(model.parameters(), lr=0.01)",
-        "torch.optim.AdamW(model.parameters(), lr=0.03)",
-    ],
-)
-def test_every_sensible_learning_rate_is_top_band(task1, optimizer):
-    result = grade_quietly("task1", edit(task1.solution_source, (SGD, optimizer)))
-    assert 0.85 <= result.score <= 1.0, result.checks
-
-
-def test_zero_grad_at_the_end_of_the_loop_is_also_correct(task1):
-    source = edit(
-        task1.solution_source,
-        ("        optimizer.zero_grad()\n", ""),
-        (BACKWARD_FIRST, BACKWARD_FIRST + "\n        optimizer.zero_grad()"),
-    )
-    assert 0.85 <= grade_quietly("task1", source).score <= 1.0
 
 
 def test_one_bug_fixed_order_lands_in_its_row(task1):

@@ -26,7 +26,7 @@ def grade_source(
     """
     task = get_task(task_id)
     started = time.perf_counter()
-    run = run_submission(source, namespace, executor)
+    run = run_submission(source, namespace, executor, task.probes())
     assessment = task.assess(run)
     return Result(
         task=task.id,

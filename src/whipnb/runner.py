@@ -41,6 +41,8 @@ class Run:
     evidence: Evidence
     duration_s: float
     printed: dict[str, list[float]] = field(default_factory=dict)
+    #: The task's own probes (see ``Task.probes``), after they ran.
+    probes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def crashed(self) -> bool:
@@ -108,12 +110,19 @@ def run_submission(
     source: str,
     namespace: dict[str, Any] | None = None,
     executor: Executor = exec_executor,
+    probes: dict[str, contextlib.AbstractContextManager[Any]] | None = None,
 ) -> Run:
     """Seed, instrument and run ``source``; never raises for the learner's errors."""
     namespace = {"__name__": "__main__"} if namespace is None else namespace
+    probes = probes or {}
     instrumentation = Instrumentation()
     seed_everything()
-    with single_thread(), captured_stdout() as out, instrumentation.installed() as evidence:
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(single_thread())
+        out = stack.enter_context(captured_stdout())
+        evidence = stack.enter_context(instrumentation.installed())
+        for probe in probes.values():
+            stack.enter_context(probe)
         started = time.perf_counter()
         error = executor(source, namespace)
         duration = time.perf_counter() - started
@@ -126,6 +135,7 @@ def run_submission(
         evidence=evidence,
         duration_s=duration,
         printed=parse_printed_metrics(stdout),
+        probes=probes,
     )
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from whipnb.rubric import Assessment, Row
 from whipnb.runner import Run
@@ -60,6 +62,14 @@ class Task(ABC):
     def crash_row(self) -> Row:
         """The lowest row: where crashes and every non-graded status land."""
         return min(self.rows, key=lambda row: row.high)
+
+    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+        """Extra, task-specific probes for one run, freshly made each time.
+
+        They are entered around the learner's code (inside the standard
+        instrumentation) and handed back to :meth:`assess` as ``run.probes``.
+        """
+        return {}
 
     @abstractmethod
     def assess(self, run: Run) -> Assessment:
