@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from whipnb.result import Result
+from whipnb.integrity import IntegrityGuard
+from whipnb.result import Check, Result
+from whipnb.rubric import Assessment, Row
 from whipnb.runner import Executor, exec_executor, run_submission
 from whipnb.tasks import get_task
 from whipnb.version import __version__
@@ -27,7 +29,21 @@ def grade_source(
     task = get_task(task_id)
     started = time.perf_counter()
     run = run_submission(source, namespace, executor, task.probes())
+    guard = IntegrityGuard()  # the state without probes, which assessment must not change
     assessment = task.assess(run)
+    tampered_during_assessment = guard.restore()
+    tampering = run.tampering + tampered_during_assessment
+    if tampered_during_assessment or any(
+        getattr(probe, "voids_assessment", False) for probe in run.probes.values()
+    ):
+        assessment = _void(task.crash_row, assessment, tampering)
+    elif any(getattr(probe, "caps_quality", False) for probe in run.probes.values()):
+        assessment.quality = 0.0
+        assessment.message += " Trained on validation data: no credit above this row's minimum."
+    if tampering:
+        assessment.checks.append(
+            Check("integrity", "The code leaves the grader alone", False, "; ".join(tampering))
+        )
     return Result(
         task=task.id,
         score=assessment.score,
@@ -40,7 +56,15 @@ def grade_source(
         rubric_row=assessment.row.condition,
         targets=dict(task.targets),
         losses=run.evidence.losses,
+        tampering=tampering,
     )
+
+
+def _void(crash_row: Row, assessment: Assessment, findings: list[str]) -> Assessment:
+    """Code that changed the grader while being assessed, or trained on the grader's
+    held-out data, leaves nothing honest to measure: the crash row, at its bottom."""
+    message = "This run cannot be graded honestly: " + "; ".join(findings)
+    return Assessment(crash_row, 0.0, assessment.checks, assessment.metrics, message)
 
 
 def failure_result(task_id: str, status: str, message: str, duration_s: float = 0.0) -> Result:

@@ -50,7 +50,8 @@ class Evidence:
     losses: list[float] = field(default_factory=list)
     steps: list[StepEvent] = field(default_factory=list)
     optimizers: list[torch.optim.Optimizer] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: Every value passed to ``torch.manual_seed`` by the code, in order.
+    seeds: list[int] = field(default_factory=list)
 
     @property
     def finite_losses(self) -> list[float]:
@@ -99,12 +100,13 @@ class Instrumentation:
             register_optimizer_step_post_hook(self._after_optimizer_step),
             torch.nn.modules.module.register_module_forward_hook(self._after_forward),
         ]
-        original_backward = torch.autograd.backward
+        original_backward, original_seed = torch.autograd.backward, torch.manual_seed
         torch.autograd.backward = self._wrap_backward(original_backward)
+        torch.manual_seed = self._wrap_manual_seed(original_seed)
         try:
             yield self.evidence
         finally:
-            torch.autograd.backward = original_backward
+            torch.autograd.backward, torch.manual_seed = original_backward, original_seed
             for handle in handles:
                 handle.remove()
             self._before_step.clear()
@@ -124,6 +126,15 @@ class Instrumentation:
         backward.__wrapped__ = original  # type: ignore[attr-defined]
         backward.__doc__ = original.__doc__
         return backward
+
+    def _wrap_manual_seed(self, original: Any) -> Any:
+        def manual_seed(seed: Any) -> Any:
+            self.evidence.seeds.append(int(seed))
+            return original(seed)
+
+        manual_seed.__wrapped__ = original  # type: ignore[attr-defined]
+        manual_seed.__doc__ = original.__doc__
+        return manual_seed
 
     def _after_forward(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
         if torch.is_grad_enabled():
@@ -172,3 +183,103 @@ def _as_float(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return math.nan
+
+
+def reseeding_findings(evidence: Evidence) -> list[str]:
+    """Reseeding with many values is how a lucky run is cherry-picked; once or twice is normal."""
+    distinct = list(dict.fromkeys(evidence.seeds))
+    if len(distinct) <= 2:
+        return []
+    shown = ", ".join(str(seed) for seed in distinct[:5])
+    return [
+        f"reseeded torch {len(evidence.seeds)} times with {len(distinct)} different seeds "
+        f"({shown}{', ...' if len(distinct) > 5 else ''}): a search for a lucky run"
+    ]
+
+
+class TrainingDataWatch:
+    """Notices training on data that must stay unseen (a validation split, the grader's
+    held-out set): a backward pass whose graph contains a forward over those rows.
+
+    Rows are matched by their exact bytes, so copies and concatenations are caught;
+    a forward without a following backward (say, validation without ``no_grad``)
+    is not training and is not reported.
+    """
+
+    def __init__(self, protected: dict[str, torch.Tensor], held_out: tuple[str, ...] = ()) -> None:
+        self.held_out = held_out
+        self.protected = {
+            name: (tuple(rows.shape[1:]), {_row_key(row) for row in rows})
+            for name, rows in protected.items()
+        }
+        self.rows_trained_on: dict[str, set[bytes]] = {}
+        self._pending: dict[int, tuple[str, set[bytes], Any]] = {}
+        self._handle: Any = None
+        self._original_backward: Any = None
+
+    @property
+    def findings(self) -> list[str]:
+        return [
+            f"trained on {len(rows)} of the {len(self.protected[name][1])} rows of {name}"
+            for name, rows in self.rows_trained_on.items()
+            if rows
+        ]
+
+    @property
+    def voids_assessment(self) -> bool:
+        """Training on the grader's own held-out data leaves nothing honest to measure."""
+        return any(self.rows_trained_on.get(name) for name in self.held_out)
+
+    @property
+    def caps_quality(self) -> bool:
+        """Training on a validation split makes its numbers meaningless: no credit above
+        the bottom of the row the run reaches."""
+        return any(rows for name, rows in self.rows_trained_on.items() if name not in self.held_out)
+
+    def __enter__(self) -> TrainingDataWatch:
+        self._handle = torch.nn.modules.module.register_module_forward_hook(self._after_forward)
+        self._original_backward = original = torch.autograd.backward
+
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            if self._pending and isinstance(tensors, torch.Tensor):
+                self._count_reached(tensors.grad_fn)
+            return original(tensors, *args, **kwargs)
+
+        backward.__wrapped__ = original  # type: ignore[attr-defined]
+        torch.autograd.backward = backward
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.autograd.backward = self._original_backward
+        self._handle.remove()
+        self._pending.clear()
+
+    def _after_forward(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
+            return
+        if output.grad_fn is None or not inputs or not isinstance(inputs[0], torch.Tensor):
+            return
+        batch = inputs[0]
+        for name, (row_shape, keys) in self.protected.items():
+            if batch.dim() >= 1 and tuple(batch.shape[1:]) == row_shape:
+                hits = {key for key in map(_row_key, batch.detach()) if key in keys}
+                if hits:
+                    self._pending[id(output.grad_fn)] = (name, hits, output.grad_fn)
+
+    def _count_reached(self, root: Any, limit: int = 200_000) -> None:
+        """Walk the graph being backpropagated; pending forwards it reaches were trained on."""
+        seen, stack = set(), [root]
+        while stack and len(seen) < limit:
+            node = stack.pop()
+            if node is None or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if id(node) in self._pending:
+                name, hits, _node = self._pending[id(node)]
+                self.rows_trained_on.setdefault(name, set()).update(hits)
+            stack.extend(next_node for next_node, _index in node.next_functions)
+        self._pending.clear()
+
+
+def _row_key(row: torch.Tensor) -> bytes:
+    return row.detach().contiguous().cpu().numpy().tobytes()

@@ -21,7 +21,8 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 
-from whipnb.instrument import Evidence, Instrumentation
+from whipnb.instrument import Evidence, Instrumentation, reseeding_findings
+from whipnb.integrity import IntegrityGuard
 from whipnb.printed import parse_printed_metrics
 
 #: Runs ``source`` in ``namespace``; returns the exception the code raised, if any.
@@ -43,6 +44,8 @@ class Run:
     printed: dict[str, list[float]] = field(default_factory=dict)
     #: The task's own probes (see ``Task.probes``), after they ran.
     probes: dict[str, Any] = field(default_factory=dict)
+    #: What the code did to the grader or its data, in plain words (see integrity.py).
+    tampering: list[str] = field(default_factory=list)
 
     @property
     def crashed(self) -> bool:
@@ -123,9 +126,11 @@ def run_submission(
         evidence = stack.enter_context(instrumentation.installed())
         for probe in probes.values():
             stack.enter_context(probe)
+        guard = IntegrityGuard()
         started = time.perf_counter()
         error = executor(source, namespace)
         duration = time.perf_counter() - started
+        tampering = guard.restore()
     stdout = out.copy.getvalue()
     return Run(
         namespace=namespace,
@@ -136,7 +141,13 @@ def run_submission(
         duration_s=duration,
         printed=parse_printed_metrics(stdout),
         probes=probes,
+        tampering=tampering + _probe_findings(probes) + reseeding_findings(evidence),
     )
+
+
+def _probe_findings(probes: dict[str, Any]) -> list[str]:
+    """Probes that watch for misuse (e.g. training on held-out data) report it here."""
+    return [finding for probe in probes.values() for finding in getattr(probe, "findings", [])]
 
 
 def _describe(error: BaseException | None) -> str:

@@ -126,7 +126,9 @@ def reporting_check(run: Run, accuracy_key: str, measured: float | None) -> Chec
     """Cross-check the printed LOSSES and metric lines against what really happened.
 
     It never decides a band; it tells the learner when the printout and the
-    behaviour disagree, which is worth knowing either way.
+    behaviour disagree, which is worth knowing either way.  Gross contradictions
+    (losses printed with no training at all, an accuracy far above what the model
+    achieves) are also recorded in ``run.tampering`` for the instructor.
     """
     title = f"Printed LOSSES and {accuracy_key} agree with the run"
     printed_losses = run.printed.get("LOSSES")
@@ -150,11 +152,18 @@ def reporting_check(run: Run, accuracy_key: str, measured: float | None) -> Chec
             )
     else:
         problems.append("losses were printed but backward() never ran on a loss")
-    if measured is not None and abs(printed_metric - measured) > 0.1:
+        run.tampering.append("printed LOSSES although no loss was ever backpropagated")
+    if measured is None or abs(printed_metric - measured) > 0.1:
+        achieved = "no trained model" if measured is None else f"{measured:.3f}"
         problems.append(
             f"printed {accuracy_key} {printed_metric:.3f} but the model scores "
-            f"{measured:.3f} on the grader's held-out data"
+            f"{achieved} on the grader's held-out data"
         )
+        if measured is None or printed_metric - measured > 0.25:
+            run.tampering.append(
+                f"printed {accuracy_key} {printed_metric:.3f}, far above the {achieved} "
+                "the model achieves on the grader's held-out data"
+            )
     if problems:
         return Check("reports", title, False, "; ".join(problems))
     detail = f"{len(printed_losses)} losses and {accuracy_key} printed, consistent"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from whipnb.instrument import TrainingDataWatch
 from whipnb.result import Check
 from whipnb.rubric import Assessment, Row, ramp
 from whipnb.runner import Run
@@ -21,10 +22,11 @@ from whipnb.tasks.common import (
     loss_trend,
     reporting_check,
 )
-from whipnb.tasks.task1.data import make_samples
+from whipnb.tasks.task1.data import make_data, make_samples
 
 HELD_OUT_SEED = 7_211
 HELD_OUT_SIZE = 4_000
+HELD_OUT_NAME = "the grader's held-out data"
 LOSS_TARGET = 0.3
 ACCURACY_TARGET = 0.90
 #: Held-out accuracy of the best linear classifier on this data (about 0.955).
@@ -53,6 +55,12 @@ class Task1(Task):
     )
     targets = {"heldout_loss": f"< {LOSS_TARGET}", "heldout_accuracy": f"> {ACCURACY_TARGET}"}
     timeout_s = 120.0
+
+    def probes(self) -> dict[str, TrainingDataWatch]:
+        _x_train, _y_train, x_val, _y_val = make_data()
+        held_out, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+        protected = {"the validation split": x_val, HELD_OUT_NAME: held_out}
+        return {"data_watch": TrainingDataWatch(protected, held_out=(HELD_OUT_NAME,))}
 
     def assess(self, run: Run) -> Assessment:
         model = find_model(run)
