@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conftest import grade_quietly
 from kernels import execute, outputs_with
 
 from whipnb.result import RESULT_MIME
@@ -24,6 +25,8 @@ def test_graded_cell_prints_live_then_shows_bundle_and_panel():
     bundle = display["data"][RESULT_MIME]
     assert bundle["task"] == "task1" and bundle["status"] == "graded"
     assert 0.85 <= bundle["score"] <= 1.0
+    # determinism: the notebook scores the same digits as the Python API
+    assert bundle["score"] == grade_quietly("task1", task.solution_source).score
     for key in ("band", "checks", "metrics", "message", "duration_s", "version"):
         assert key in bundle
     assert WIDGET_MIME in display["data"], "the live panel is merged into the same output"
