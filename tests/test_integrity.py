@@ -171,3 +171,14 @@ def test_cherry_picking_seeds_is_flagged():
     )
     result = grade_quietly("task1", source)
     assert flagged(result, "reseeded torch 5 times with 5 different seeds")
+
+
+def test_a_model_that_breaks_the_assessment_is_graded_not_raised():
+    source = SOLUTION + (
+        "\ndef refuse(*args, **kwargs):\n"
+        "    raise RuntimeError('no inspection for you')\n\n\n"
+        "model.parameters = refuse\n"
+    )
+    result = grade_quietly("task1", source)
+    assert result.score == 0.0
+    assert "no inspection for you" in result.message

@@ -9,8 +9,8 @@ from typing import Any
 from whipnb.integrity import IntegrityGuard
 from whipnb.result import Check, Result
 from whipnb.rubric import Assessment, Row
-from whipnb.runner import Executor, exec_executor, run_submission
-from whipnb.tasks import get_task
+from whipnb.runner import Executor, Run, exec_executor, run_submission
+from whipnb.tasks import Task, get_task
 from whipnb.version import __version__
 
 
@@ -29,21 +29,7 @@ def grade_source(
     task = get_task(task_id)
     started = time.perf_counter()
     run = run_submission(source, namespace, executor, task.probes())
-    guard = IntegrityGuard()  # the state without probes, which assessment must not change
-    assessment = task.assess(run)
-    tampered_during_assessment = guard.restore()
-    tampering = run.tampering + tampered_during_assessment
-    if tampered_during_assessment or any(
-        getattr(probe, "voids_assessment", False) for probe in run.probes.values()
-    ):
-        assessment = _void(task.crash_row, assessment, tampering)
-    elif any(getattr(probe, "caps_quality", False) for probe in run.probes.values()):
-        assessment.quality = 0.0
-        assessment.message += " Trained on validation data: no credit above this row's minimum."
-    if tampering:
-        assessment.checks.append(
-            Check("integrity", "The code leaves the grader alone", False, "; ".join(tampering))
-        )
+    assessment, tampering = _assess_guarded(task, run)
     return Result(
         task=task.id,
         score=assessment.score,
@@ -58,6 +44,35 @@ def grade_source(
         losses=run.evidence.losses,
         tampering=tampering,
     )
+
+
+def _assess_guarded(task: Task, run: Run) -> tuple[Assessment, list[str]]:
+    """Assess the run with the grader verified around it; returns the tampering found.
+
+    Assessment calls the learner's model, which is learner code too: a second
+    snapshot catches changes it makes, and any error it raises is graded, never
+    propagated, so neither the magic nor a batch can be broken by a submission.
+    """
+    guard = IntegrityGuard()  # the state without probes, which assessment must not change
+    try:
+        assessment = task.assess(run)
+    except Exception as error:
+        detail = f"{type(error).__name__}: {error}"
+        failed = Check("assessable", "The grader can assess the run", False, detail)
+        assessment = Assessment(task.crash_row, 0.0, [failed], {}, f"Could not assess: {detail}")
+    tampered_during_assessment = guard.restore()
+    tampering = run.tampering + tampered_during_assessment
+    probes = run.probes.values()
+    if tampered_during_assessment or any(getattr(p, "voids_assessment", False) for p in probes):
+        assessment = _void(task.crash_row, assessment, tampering)
+    elif any(getattr(probe, "caps_quality", False) for probe in probes):
+        assessment.quality = 0.0
+        assessment.message += " Trained on validation data: no credit above this row's minimum."
+    if tampering:
+        assessment.checks.append(
+            Check("integrity", "The code leaves the grader alone", False, "; ".join(tampering))
+        )
+    return assessment, tampering
 
 
 def _void(crash_row: Row, assessment: Assessment, findings: list[str]) -> Assessment:
