@@ -50,8 +50,8 @@ def test_samples_often_carry_several_tags_or_none():
     _, tags = make_samples(4000, 1)
     counts = tags.sum(1)
     assert tags.dtype == torch.float32 and tags.shape == (4000, NUM_LABELS)
-    assert 0.5 < float((counts >= 2).float().mean()) < 0.6
-    assert 0.2 < float((counts == 0).float().mean()) < 0.3
+    assert 0.52 < float((counts >= 2).float().mean()) < 0.60  # about 56%
+    assert 0.25 < float((counts == 0).float().mean()) < 0.33  # about 29%
     assert int(counts.max()) >= 5
 
 
