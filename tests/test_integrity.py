@@ -46,7 +46,7 @@ def test_buggy_training_with_a_boastful_printout_is_flagged(honest):
     source = BUGGY + 'print("VAL_ACC:0.99")\n'
     result = grade_quietly("task1", source)
     assert result.score == honest["buggy"].score
-    assert flagged(result, "far above")
+    assert flagged(result, "far below the claim")
 
 
 PATCHES = {
