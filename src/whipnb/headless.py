@@ -10,9 +10,11 @@ from the read-out cell it appended itself.
 from __future__ import annotations
 
 import os
-import re
+import signal
+import subprocess
+import tempfile
+import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,61 +24,24 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from whipnb.core import failure_result
 from whipnb.magic import HEADLESS_ENV
-from whipnb.result import INVALID, KERNEL_DIED, RESULT_MIME, TIMEOUT, Result
-from whipnb.tasks import UnknownTaskError, get_task
+from whipnb.result import INVALID, KERNEL_DIED, MEMORY, RESULT_MIME, TIMEOUT, Result
+from whipnb.submissions import (  # reading submissions lives there; re-exported here
+    GRADED_CELL,
+    GradedCell,
+    InvalidSubmission,
+    find_graded_cell,  # noqa: F401
+    guess_task,
+    read_submission,
+)
+from whipnb.tasks import get_task
+from whipnb.watchdog import STOPPED, KernelWatch, Limits
 
-GRADED_CELL = re.compile(r"\A\s*%%whip_grade[ \t]*(?P<task>[^\n]*)(?:\n|\Z)")
+#: Extra seconds nbclient waits past the watch's deadline: the watch is the
+#: limit; nbclient's own cell timeout only backs it up.
+BACKUP_TIMEOUT_S = 30
+#: Numeric libraries read these at import: one thread each when kernels share the CPUs.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 READ_OUT = "from whipnb.magic import display_last_result\ndisplay_last_result()"
-
-
-class InvalidSubmission(ValueError):
-    """The notebook cannot be graded at all; the message says why."""
-
-
-@dataclass(frozen=True)
-class GradedCell:
-    task: str
-    body: str
-
-
-def find_graded_cell(notebook: nbformat.NotebookNode) -> GradedCell:
-    """The one ``%%whip_grade taskN`` cell of a notebook."""
-    found = []
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        match = GRADED_CELL.match(source)
-        if match:
-            found.append(GradedCell(match.group("task").strip(), source[match.end() :]))
-    if not found:
-        raise InvalidSubmission("no graded cell: no code cell starts with '%%whip_grade taskN'")
-    if len(found) > 1:
-        tasks = ", ".join(cell.task or "(none)" for cell in found)
-        raise InvalidSubmission(f"{len(found)} graded cells ({tasks}); exactly one is allowed")
-    cell = found[0]
-    if not cell.task:
-        raise InvalidSubmission("the graded cell names no task: write '%%whip_grade taskN'")
-    try:
-        get_task(cell.task)
-    except UnknownTaskError as error:
-        raise InvalidSubmission(str(error)) from None
-    if not cell.body.strip():
-        raise InvalidSubmission(f"the graded cell for {cell.task} is empty")
-    return cell
-
-
-def read_submission(path: Path) -> GradedCell:
-    try:
-        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-    except Exception as error:  # JSON errors, non-notebooks, unreadable files
-        raise InvalidSubmission(f"not a readable notebook: {_first_line(error)}") from None
-    if notebook.get("nbformat") != 4:
-        raise InvalidSubmission(
-            f"nbformat {notebook.get('nbformat')} is not supported; save it as nbformat 4"
-        )
-    return find_graded_cell(notebook)
 
 
 def grading_notebook(cell: GradedCell) -> nbformat.NotebookNode:
@@ -91,68 +56,224 @@ def grading_notebook(cell: GradedCell) -> nbformat.NotebookNode:
     return notebook
 
 
-def grade_notebook(path: str | Path, timeout: float | None = None) -> Result:
-    """Grade one submitted notebook; always returns a result, never raises for the submission."""
+class GradingStopped(RuntimeError):
+    """The batch was stopped (Ctrl-C) while this submission ran: no grade to record."""
+
+
+def grade_notebook(
+    path: str | Path,
+    timeout: float | None = None,
+    *,
+    limits: Limits | None = None,
+    stop: threading.Event | None = None,
+) -> Result:
+    """Grade one submitted notebook; always returns a result, never raises for the submission.
+
+    ``timeout`` (seconds) overrides the limits' timeout, kept for callers of the
+    original signature.  Raises :class:`GradingStopped` only when ``stop`` is set.
+    """
     started = time.perf_counter()
+    limits = limits or Limits()
+    if timeout is not None:
+        limits = Limits(timeout, limits.memory_mb, limits.threads)
     try:
         cell = read_submission(Path(path))
     except InvalidSubmission as error:
-        return failure_result(_guess_task(path), INVALID, str(error), time.perf_counter() - started)
-    task = get_task(cell.task)
-    limit = timeout if timeout is not None else task.timeout_s
-    notebook = grading_notebook(cell)
-    client = NotebookClient(
-        notebook,
-        timeout=limit,
-        kernel_name="python3",
-        allow_errors=True,
-        store_widget_state=False,
-        record_timing=False,
-    )
-    try:
-        client.execute(env=kernel_environment())
-    except CellTimeoutError:
-        message = f"stopped after {limit:g} s: the code did not finish in time (endless loop?)"
-        return failure_result(cell.task, TIMEOUT, message, time.perf_counter() - started)
-    except DeadKernelError as error:
-        message = f"the kernel died while running the code ({_first_line(error)})"
-        return failure_result(cell.task, KERNEL_DIED, message, time.perf_counter() - started)
-    result = read_result(notebook)
-    if result is None:
-        message = "the grader's read-out cell produced no result (the kernel may have been reset)"
-        return failure_result(cell.task, KERNEL_DIED, message, time.perf_counter() - started)
-    result.duration_s = round(time.perf_counter() - started, 3)
+        return failure_result(guess_task(path), INVALID, str(error), time.perf_counter() - started)
+    result = grade_cell(cell, limits, stop)
+    result.tampering += stored_claims(Path(path), result.score)
     return result
 
 
+def grade_cell(
+    cell: GradedCell, limits: Limits | None = None, stop: threading.Event | None = None
+) -> Result:
+    """Run a graded cell in a fresh kernel, in an empty working folder, under ``limits``.
+
+    The kernel's process tree is watched (:class:`~whipnb.watchdog.KernelWatch`):
+    past the wall-clock or memory limit it is killed and the result says
+    ``timeout`` or ``memory``; a kernel that dies by itself is ``kernel_died``.
+    The clock starts with the graded cell, so the grader's own imports in a
+    fresh kernel do not eat into the submission's time.
+    """
+    started = time.perf_counter()
+    limits = limits or Limits()
+    timeout = limits.timeout_s if limits.timeout_s is not None else get_task(cell.task).timeout_s
+    notebook = grading_notebook(cell)
+    kernel: dict[str, subprocess.Popen[bytes]] = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="whipnb-") as workdir,
+        KernelWatch(timeout, limits.memory_mb, stop) as watch,
+    ):
+
+        def kernel_started(**_: Any) -> None:
+            provisioner = client.km.provisioner
+            kernel["process"] = provisioner.process
+            watch.start(provisioner.pid)
+
+        def cell_starts(cell: nbformat.NotebookNode, **_: Any) -> None:
+            if GRADED_CELL.match(cell.source):
+                watch.start_clock()
+
+        client = NotebookClient(
+            notebook,
+            timeout=timeout + BACKUP_TIMEOUT_S,
+            kernel_name="python3",
+            allow_errors=True,
+            store_widget_state=False,
+            record_timing=False,
+            shutdown_kernel="immediate",
+            on_notebook_start=kernel_started,
+            on_cell_execute=cell_starts,
+        )
+        try:
+            client.execute(
+                env=kernel_environment(limits.threads),
+                cwd=workdir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            died = None
+        except CellTimeoutError:
+            died = TIMEOUT
+        except DeadKernelError:
+            died = KERNEL_DIED
+    elapsed = time.perf_counter() - started
+    if died is not None:  # the watch's reason, if it killed the kernel, says why
+        if watch.reason == STOPPED:
+            raise GradingStopped(f"stopped while grading a {cell.task} submission")
+        status, message = _failure(watch.reason or died, timeout, limits, kernel.get("process"))
+        return failure_result(cell.task, status, message, elapsed)
+    result = read_result(notebook)
+    if result is None:
+        message = "the grader's read-out cell produced no result (the kernel may have been reset)"
+        return failure_result(cell.task, KERNEL_DIED, message, elapsed)
+    result.duration_s = round(elapsed, 3)
+    return result
+
+
+def _failure(
+    reason: str, timeout: float, limits: Limits, process: subprocess.Popen[bytes] | None
+) -> tuple[str, str]:
+    """The status and message of a submission the kernel did not survive."""
+    if reason == TIMEOUT:
+        return TIMEOUT, (
+            f"stopped after {timeout:g} s: the code did not finish in time (endless loop?)"
+        )
+    if reason == MEMORY:
+        return MEMORY, (
+            f"stopped: the kernel used more than {limits.memory_mb} MB of memory "
+            "(a tensor or list that keeps growing?)"
+        )
+    return KERNEL_DIED, f"the kernel died while running the code ({_exit_reason(process)})"
+
+
+def _exit_reason(process: subprocess.Popen[bytes] | None) -> str:
+    code = process.returncode if process is not None else None
+    if code is None:
+        return "exit status unknown"
+    if code >= 0:
+        return f"exit code {code}: os._exit() or a crash in native code?"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    explanation = {
+        "SIGSEGV": "a segmentation fault in native code",
+        "SIGABRT": "aborted by native code",
+        "SIGKILL": "killed from outside, perhaps by the system when memory ran out",
+        "SIGBUS": "a bus error in native code",
+    }.get(name, "killed by a signal")
+    return f"{name}: {explanation}"
+
+
 def read_result(notebook: nbformat.NotebookNode) -> Result | None:
-    """The result bundle from the grader's own read-out cell (the last one), if any."""
-    for output in notebook.cells[-1].get("outputs", []):
-        bundle = output.get("data", {}).get(RESULT_MIME)
-        if isinstance(bundle, dict):
-            return Result.from_bundle(bundle)
-    return None
+    """The result bundle from the grader's own read-out cell (the last one), if any.
+
+    Only the read-out cell counts.  Result bundles or score panels that the
+    learner's cell displayed beyond the magic's own one are forgeries: they are
+    ignored and reported in ``tampering``.
+    """
+    bundles = [
+        output["data"][RESULT_MIME]
+        for output in notebook.cells[-1].get("outputs", [])
+        if isinstance(output.get("data", {}).get(RESULT_MIME), dict)
+    ]
+    if len(bundles) != 1:
+        return None
+    result = Result.from_bundle(bundles[0])
+    result.tampering += forged_outputs(notebook.cells[1].get("outputs", []))
+    return result
 
 
-def kernel_environment() -> dict[str, str]:
+def forged_outputs(outputs: list[dict[str, Any]]) -> list[str]:
+    """Result bundles and panels in the graded cell that the magic did not display.
+
+    The magic displays exactly one output, after the learner's code has finished,
+    so it is the last output carrying the result MIME type; anything before is forged.
+    """
+    displays = [output.get("data", {}) for output in outputs]
+    genuine = max((i for i, data in enumerate(displays) if RESULT_MIME in data), default=None)
+    forged_bundles = sum(RESULT_MIME in data for data in displays) - (genuine is not None)
+    forged_panels = sum(
+        "whipnb-panel" in str(data.get("text/html", ""))
+        for i, data in enumerate(displays)
+        if i != genuine and RESULT_MIME not in data
+    )
+    findings = []
+    if forged_bundles:
+        findings.append(f"the cell displayed {forged_bundles} whipnb result bundle(s) of its own")
+    if forged_panels:
+        findings.append(f"the cell displayed {forged_panels} imitation score panel(s)")
+    return findings
+
+
+def stored_claims(path: Path, graded_score: float) -> list[str]:
+    """A submission's stored outputs claiming more than the code earns (they are ignored)."""
+    try:
+        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        claims = [
+            float(output["data"][RESULT_MIME]["score"])
+            for cell in notebook.get("cells", [])
+            for output in cell.get("outputs", [])
+            if isinstance(output.get("data", {}).get(RESULT_MIME), dict)
+        ]
+    except Exception:  # unreadable claims prove nothing either way
+        return []
+    best = max(claims, default=None)
+    if best is None or best <= graded_score + 0.05:
+        return []
+    return [
+        f"stored outputs in the submitted notebook claim a score of {best:.3f}; "
+        f"they were ignored and the code scores {graded_score:.3f}"
+    ]
+
+
+def kernel_environment(threads: int | None = None) -> dict[str, str]:
+    """The grading kernel's environment: headless, no GUI backend, string hashing fixed
+    (the same submission iterates sets in the same order on every run), and with
+    ``threads`` set, numeric libraries limited so parallel kernels do not oversubscribe."""
     env = dict(os.environ)
     env[HEADLESS_ENV] = "1"
     env["MPLBACKEND"] = "Agg"
+    env["PYTHONHASHSEED"] = "0"
+    if threads is not None:
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(threads)))
     return env
 
 
 def as_record(path: str | Path, result: Result) -> dict[str, Any]:
     """The JSON record of contract 3."""
     bundle = result.to_bundle()
-    keys = ("task", "score", "band", "status", "checks", "metrics", "message", "duration_s")
+    keys = (
+        "task",
+        "score",
+        "band",
+        "status",
+        "checks",
+        "metrics",
+        "message",
+        "duration_s",
+        "tampering",
+    )
     return {"path": str(path), **{key: bundle[key] for key in keys}}
-
-
-def _guess_task(path: str | Path) -> str:
-    match = re.search(r"task\d+", Path(path).stem)
-    return match.group(0) if match else "(unknown)"
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

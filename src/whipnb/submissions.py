@@ -1,0 +1,226 @@
+"""Submissions: which notebooks to grade, whose they are, and what their graded cell says.
+
+A submission is read exactly once, as bytes: the content hash the gradebook
+keys on and the cell the grader runs come from the same bytes, and the file
+is never opened for writing.  Everything that makes a notebook ungradable
+(unreadable, not JSON, not a notebook, nbformat 3, no graded cell, several,
+an unknown task, an empty cell) becomes a ``problem`` in plain words, which
+the batch records as an ``invalid`` grade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from whipnb.tasks import UnknownTaskError, get_task
+
+GRADED_CELL = re.compile(r"\A\s*%%whip_grade[ \t]*(?P<task>[^\n]*)(?:\n|\Z)")
+#: A task name inside a file or folder name: ``alice_task1``, ``task-2_bob``.
+TASK_TOKEN = re.compile(r"(?i)task[ _-]?\d+")
+UNKNOWN_TASK = "(unknown)"
+
+
+class InvalidSubmission(ValueError):
+    """The notebook cannot be graded at all; the message says why."""
+
+
+@dataclass(frozen=True)
+class GradedCell:
+    task: str
+    body: str
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One notebook to grade: where it is, whose it is, and its graded cell (or its problem)."""
+
+    path: Path
+    learner: str
+    #: SHA-256 of the file's bytes; empty when the file could not be read.
+    content_hash: str
+    task: str
+    cell: GradedCell | None = None
+    #: Why it cannot be graded; empty for a gradable submission.
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class LearnerNaming:
+    """How a learner id is found: notebook metadata first (when a key is given), then a
+    regular expression over the path below the input folder, then the default rule
+    (:func:`learner_from_path`)."""
+
+    pattern: re.Pattern[str] | None = None
+    #: A dotted key into the notebook's metadata, e.g. ``whipnb.learner``.
+    metadata_key: str | None = None
+
+    def learner(self, relative: PurePath, metadata: Mapping[str, Any] | None) -> str:
+        if self.metadata_key and metadata is not None:
+            value = _dig(metadata, self.metadata_key)
+            if isinstance(value, str | int) and str(value).strip():
+                return str(value).strip()
+        if self.pattern is not None:
+            match = self.pattern.search(relative.as_posix())
+            if match:
+                return _matched_learner(match)
+        return learner_from_path(relative)
+
+
+def learner_from_path(relative: PurePath) -> str:
+    """The file name without its task token (``alice_task1.ipynb`` -> ``alice``); when
+    nothing is left (``alice/task1.ipynb``), the nearest folder that is not a task name."""
+    for name in (relative.stem, *(parent.name for parent in relative.parents)):
+        rest = TASK_TOKEN.sub("", name).strip(" _-.")
+        if rest:
+            return rest
+    return relative.stem
+
+
+def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
+    """``(notebook, root)`` pairs in a stable order: a named file is its own root's only
+    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped)."""
+    found: list[tuple[Path, Path]] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found.extend(
+                (notebook, path)
+                for notebook in sorted(path.rglob("*.ipynb"))
+                if ".ipynb_checkpoints" not in notebook.parts
+                and (notebook.is_file() or notebook.is_symlink())
+            )
+        else:
+            found.append((path, path.parent))
+    return found
+
+
+def load_submission(
+    path: Path, root: Path | None = None, naming: LearnerNaming | None = None
+) -> Submission:
+    """Read ``path`` once and describe it; never raises for what the file contains."""
+    naming = naming or LearnerNaming()
+    relative = _relative(path, root)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        problem = f"not a readable notebook: cannot read the file ({error.strerror or error})"
+        return Submission(path, naming.learner(relative, None), "", guess_task(path), None, problem)
+    content_hash = hashlib.sha256(data).hexdigest()
+    metadata = None
+    try:
+        if path.suffix != ".ipynb":
+            raise InvalidSubmission("not a notebook: only .ipynb files are graded")
+        notebook = parse_notebook(data)
+        metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+        cell = find_graded_cell(notebook)
+    except InvalidSubmission as error:
+        learner = naming.learner(relative, metadata)
+        return Submission(path, learner, content_hash, guess_task(path), None, str(error))
+    learner = naming.learner(relative, metadata)
+    return Submission(path, learner, content_hash, cell.task, cell)
+
+
+def read_submission(path: Path) -> GradedCell:
+    """The graded cell of one notebook file; raises :class:`InvalidSubmission`."""
+    submission = load_submission(path)
+    if submission.cell is None:
+        raise InvalidSubmission(submission.problem)
+    return submission.cell
+
+
+def parse_notebook(data: bytes) -> dict[str, Any]:
+    """The notebook's JSON, if it is an nbformat 4 notebook at all."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidSubmission(
+            "not a readable notebook: the file is not text (a binary file named .ipynb?)"
+        ) from None
+    if not text.strip():
+        raise InvalidSubmission("not a readable notebook: the file is empty")
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidSubmission(f"not a readable notebook: {_json_problem(text, error)}") from None
+    if not isinstance(content, dict) or "nbformat" not in content:
+        raise InvalidSubmission("not a readable notebook: JSON, but without an 'nbformat' field")
+    version = content["nbformat"]
+    if version != 4:
+        raise InvalidSubmission(
+            f"nbformat {version} is not supported; open it in Jupyter and save it (nbformat 4)"
+        )
+    if not isinstance(content.get("cells"), list):
+        raise InvalidSubmission("not a readable notebook: it has no list of cells")
+    return content
+
+
+def find_graded_cell(notebook: Mapping[str, Any]) -> GradedCell:
+    """The one ``%%whip_grade taskN`` cell of a notebook."""
+    found = []
+    for cell in notebook.get("cells", []):
+        if not isinstance(cell, Mapping) or cell.get("cell_type") != "code":
+            continue
+        source = cell.get("source", "")
+        source = "".join(map(str, source)) if isinstance(source, list) else str(source)
+        match = GRADED_CELL.match(source)
+        if match:
+            found.append(GradedCell(match.group("task").strip(), source[match.end() :]))
+    if not found:
+        raise InvalidSubmission("no graded cell: no code cell starts with '%%whip_grade taskN'")
+    if len(found) > 1:
+        tasks = ", ".join(cell.task or "(none)" for cell in found)
+        raise InvalidSubmission(f"{len(found)} graded cells ({tasks}); exactly one is allowed")
+    cell = found[0]
+    if not cell.task:
+        raise InvalidSubmission("the graded cell names no task: write '%%whip_grade taskN'")
+    try:
+        get_task(cell.task)
+    except UnknownTaskError as error:
+        raise InvalidSubmission(str(error)) from None
+    if not cell.body.strip():
+        raise InvalidSubmission(f"the graded cell for {cell.task} is empty")
+    return cell
+
+
+def guess_task(path: str | Path) -> str:
+    """The task a file name mentions, for records of notebooks that could not be read."""
+    match = re.search(r"task\d+", Path(path).name)
+    return match.group(0) if match else UNKNOWN_TASK
+
+
+def _json_problem(text: str, error: json.JSONDecodeError) -> str:
+    if not text.lstrip().startswith(("{", "[")):
+        return "the file is not JSON (a script or another file renamed .ipynb?)"
+    if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
+        return "truncated JSON: the file ends in the middle of the notebook"
+    return f"invalid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+
+
+def _matched_learner(match: re.Match[str]) -> str:
+    if "learner" in match.re.groupindex:
+        return match.group("learner")
+    return match.group(1) if match.re.groups else match.group(0)
+
+
+def _dig(mapping: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = mapping
+    for key in dotted.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _relative(path: Path, root: Path | None) -> PurePath:
+    if root is not None:
+        try:
+            return path.relative_to(root)
+        except ValueError:
+            pass
+    return PurePath(path.name)
