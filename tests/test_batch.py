@@ -12,38 +12,31 @@ from __future__ import annotations
 import csv
 import html
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
-import psutil
 import pytest
 from class_inputs import graded_notebook, snapshot, valid_bodies, write_class
 from conftest import grade_quietly
+from processes import MARK, marked_environment, marked_processes, wait_until_gone
 
-#: The endless loop costs this much; valid task 1 submissions need a few seconds.
-TIMEOUT_S = 30
+#: The endless loop costs this much, while the other kernel grades the rest;
+#: valid task 1 submissions need a few seconds.
+TIMEOUT_S = 45
 #: A task 1 kernel holds about 400 MB; the bomb passes this within a second.
 MEMORY_MB = 1024
 #: Generous bounds on a loaded machine; what they bound takes about a second.
 PROMPT_EXIT_S = 20
 ORPHAN_GRACE_S = 10
-MARK = "WHIPNB_TEST_MARK"
 
 
 def whipnb(*args: object) -> list[str]:
     return [sys.executable, "-m", "whipnb.cli", *map(str, args)]
-
-
-def marked_environment() -> dict[str, str]:
-    """This process's environment plus a fresh marker every kernel will inherit."""
-    return {**os.environ, MARK: uuid.uuid4().hex}
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -56,25 +49,6 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def marked_processes(mark: str) -> list[psutil.Process]:
-    """Live processes carrying ``mark`` in their environment (kernels and their children)."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(MARK) == mark:
-                found.append(process)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def wait_until_gone(mark: str, within: float) -> list[psutil.Process]:
-    deadline = time.monotonic() + within
-    while (left := marked_processes(mark)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return left
 
 
 def gradings_in(db: Path) -> list[tuple[str, str, float]]:
