@@ -224,6 +224,18 @@ def test_findings_call_a_dodged_nan_not_fixed(task2):
     assert "not fixed, only not reached" in result.message
 
 
+def test_findings_call_skipped_nan_batches_hidden_not_fixed(task2):
+    skip = (
+        "        loss.backward()\n",
+        "        if torch.isnan(loss):\n            continue\n        loss.backward()\n",
+    )
+    result = grade_quietly("task2", edit(task2.buggy_source, skip))
+    assert result.metrics["nan_steps"] == 0
+    detail = check(result, "saturation").detail
+    assert "training batches never reached backward()" in detail
+    assert "skipped, not fixed" in detail
+
+
 def test_better_fix_never_scores_lower_than_worse_one(task2):
     sources = [
         "raise SystemExit(1)",

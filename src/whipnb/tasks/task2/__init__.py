@@ -112,7 +112,7 @@ class Task2(Task):
             "first_nan_step": first_nan,
             "nan_weights": nan_weights,
             "backward_passes": len(losses),
-            "max_logit": _rounded(drill.logit_max),
+            "max_logit": _rounded(drill.peak_logit),
             "saturation_drill": drill.verdict,
         }
         accuracy_quality = ramp(evaluation.accuracy, 0.5, ACCURACY_CEILING)
@@ -310,10 +310,17 @@ def _drill_check(drill: DrillReport, first_nan: int | None, backpropagated: bool
 
 def _not_reached(drill: DrillReport) -> str:
     """Why this run escaped the NaN its loss still produces."""
-    if "log(1 - pred)" in drill.zero_logs and drill.logit_max < SATURATION_LOGIT:
+    high_side = "log(1 - pred)" in drill.zero_logs
+    if high_side and drill.skipped and drill.peak_logit >= SATURATION_LOGIT:
+        return (
+            f"Logits reached {drill.peak_logit:.1f} in this run, past {SATURATION_LOGIT:.1f}, and "
+            f"{drill.skipped} training batches never reached backward(): the NaN losses were "
+            "skipped, not fixed."
+        )
+    if high_side and drill.peak_logit < SATURATION_LOGIT:
         return (
             f"This run stopped before any logit passed {SATURATION_LOGIT:.1f} (the largest was "
-            f"{drill.logit_max:.1f}), but a longer run or a larger learning rate gets there."
+            f"{drill.peak_logit:.1f}), but a longer run or a larger learning rate gets there."
         )
     if "log(pred)" in drill.zero_logs and drill.logit_min > ZERO_LOGIT:
         return (

@@ -70,6 +70,10 @@ class DrillReport:
     #: Python numbers on the loss path that differ from 1 but are exactly 1.0 in float32
     #: (``1 + 1e-15``, ``1 - 1e-15``): an epsilon that float32 cannot hold.
     lost_epsilons: list[float] = field(default_factory=list)
+    #: Largest logit of any training forward pass, backpropagated or not.
+    peak_logit: float = math.nan
+    #: Training forward passes whose loss never reached ``backward()`` (skipped batches).
+    skipped: int = 0
 
     @property
     def tested(self) -> list[float]:
@@ -96,13 +100,13 @@ class DrillReport:
 
     @property
     def logit_max(self) -> float:
-        """The largest logit of the run (NaN if none was finite)."""
+        """The largest logit among backpropagated steps (NaN if none was finite)."""
         finite = [record.logit_max for record in self.records if math.isfinite(record.logit_max)]
         return max(finite, default=math.nan)
 
     @property
     def logit_min(self) -> float:
-        """The smallest logit of the run (NaN if none was finite)."""
+        """The smallest logit among backpropagated steps (NaN if none was finite)."""
         finite = [record.logit_min for record in self.records if math.isfinite(record.logit_min)]
         return min(finite, default=math.nan)
 
@@ -127,6 +131,7 @@ class SaturationDrill:
         #: The linear layer that ran last before the latest backward: the logits' layer.
         self._final: torch.nn.Module | None = None
         self._latest: torch.nn.Module | None = None
+        self._awaiting_backward = False
         self._handles: list[Any] = []
         self._original_backward: Any = None
 
@@ -142,6 +147,7 @@ class SaturationDrill:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
+        self.report.skipped += self._awaiting_backward
         self._disarm()
         torch.autograd.backward = self._original_backward
         for handle in self._handles:
@@ -176,7 +182,9 @@ class SaturationDrill:
         shadow = self._shadow_of(loss)
         drill = None if shadow is None else float(shadow.detach().reshape(()).double())
         self.report.records.append(BackwardRecord(*self._logit_range, drill))
+        self.report.peak_logit = _nanmax(self.report.peak_logit, self._logit_range[1])
         self._final = self._latest
+        self._awaiting_backward = False
 
     # --- shadows ------------------------------------------------------------------
 
@@ -212,18 +220,24 @@ class SaturationDrill:
         self._latest = module
         if self._final is not None and module is not self._final:
             return
+        if self._final is not None:
+            self.report.skipped += self._awaiting_backward
+            self._awaiting_backward = True
         self._in_hook = True
         try:
             with torch.no_grad():
                 values = output.detach()
                 self._logit_range = (float(values.min()), float(values.max()))
-                if len(self.report.records) % DRILL_EVERY:
-                    return
-                signs = torch.ones(output.numel(), dtype=output.dtype)
-                signs[1::2] = -1.0
-                self._set_shadow(output, (signs * self.magnitude).reshape(output.shape))
-                self._origin_size = output.numel()
-            self._arm()
+                if self._final is not None:  # before the first backward, any layer may run here
+                    self.report.peak_logit = _nanmax(self.report.peak_logit, self._logit_range[1])
+                if len(self.report.records) % DRILL_EVERY == 0:
+                    signs = torch.ones(output.numel(), dtype=output.dtype)
+                    signs[1::2] = -1.0
+                    self._set_shadow(output, (signs * self.magnitude).reshape(output.shape))
+                    self._origin_size = output.numel()
+                    self._arm()
+        except Exception:  # noqa: BLE001 - a probe must never break the learner's forward pass
+            pass
         finally:
             self._in_hook = False
 
@@ -317,6 +331,12 @@ class _Replay(TorchFunctionMode):
         with contextlib.suppress(Exception):  # an operation it cannot replay is skipped
             self.drill._replay(func, args, kwargs, result)
         return result
+
+
+def _nanmax(current: float, new: float) -> float:
+    if not math.isfinite(new):
+        return current
+    return new if math.isnan(current) else max(current, new)
 
 
 def float32(value: float) -> float:
