@@ -122,7 +122,9 @@ class Task2(Task):
         elif first_nan is not None or nan_weights:
             row = self.row("still_nan")
             quality = first_nan / len(losses) if first_nan is not None else 0.0
-            message = "The loss still turns NaN, and the NaN wrecks the model's weights."
+            message = "The loss still turns NaN" + (
+                ", and the NaN wrecks the model's weights." if nan_weights else "."
+            )
         elif not trained:
             row, quality = self.row("not_trained"), accuracy_quality
             message = "No NaN, but nothing was learned: the loss no longer trains the model."
@@ -198,7 +200,7 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
         return Check("finite_loss", title, True, detail)
     bad = sum(not math.isfinite(loss) for loss in losses)
     detail = (
-        f"the loss became {losses[first_nan]} at backward pass {first_nan + 1} of {len(losses)} "
+        f"the loss became {losses[first_nan]} at step {first_nan} of {len(losses)} "
         f"({100 * first_nan / len(losses):.0f}% into training), and {bad} losses were NaN or inf"
     )
     logit = _logit_before(drill, first_nan, len(losses))
