@@ -132,6 +132,17 @@ ALL_FIXED_SHORT = [
         edit(SOLUTION, ("range(3)", "range(1)"), ("lr=0.003", "lr=0.0003")),
         "every bug is fixed; the model has not learned enough yet",
     ),
+    Case(
+        "all four fixed, but plain SGD at lr=0.01 for 3 epochs",
+        "all_fixed_short",
+        edit(
+            SOLUTION,
+            (
+                "torch.optim.Adam(model.parameters(), lr=0.003)",
+                "torch.optim.SGD(model.parameters(), lr=0.01)",
+            ),
+        ),
+    ),
 ]
 
 THREE_FIXED = [
@@ -160,6 +171,17 @@ THREE_FIXED = [
         "three_fixed",
         script("{}.permute(0, 3, 2, 1)", INDICES, FC_32, BATCHED),
         "the seed's 'wrong dimension for permute': trains, but on transposed images",
+    ),
+    Case(
+        "transpose(1, 3) instead of permute: height and width swapped",
+        "three_fixed",
+        script("{}.transpose(1, 3)", INDICES, FC_32, BATCHED),
+    ),
+    Case(
+        "validation images converted to CHW but not resized",
+        "three_fixed",
+        script(CHW_28, INDICES, BATCHED, val_images=CHW),
+        "the size fix must reach validation too",
     ),
     Case(
         "argmax over the wrong dimension (dim=0)",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -32,7 +32,7 @@ from torch import nn
 
 from whipnb.tasks.common import Evaluation, evaluate_classifier
 from whipnb.tasks.task6.data import IMAGE_SIZE, NUM_CLASSES, make_data, make_samples
-from whipnb.tasks.task6.probe import ModelCall, ProbeRecord, Shape
+from whipnb.tasks.task6.probe import ModelCall, ProbeRecord, Shape, ShapeProbe, error_text
 
 CHANNELS = 3
 HELD_OUT_SEED = 6_006
@@ -116,14 +116,24 @@ def quietly(model: nn.Module | None = None) -> Iterator[None]:
 
 
 def try_forward(model: nn.Module, inputs: torch.Tensor) -> tuple[Shape | None, str]:
-    """The output shape of ``model(inputs)`` in eval mode, or the error it raised."""
-    with quietly(model):
+    """The output shape of ``model(inputs)`` in eval mode, or why it failed."""
+    with quietly(model), ShapeProbe() as record:
         try:
             model.eval()
             output = model(inputs)
         except (Exception, SystemExit) as error:
-            return None, f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+            return None, _failure(record.last_call, error)
     return (tuple(output.shape), "") if isinstance(output, torch.Tensor) else (None, "no tensor")
+
+
+def _failure(call: ModelCall | None, error: BaseException) -> str:
+    """Where a forward pass failed, in the terms of the fc-layer mismatch when that is it."""
+    if call is not None and call.raised_in == "Linear" and call.linear_input:
+        return (
+            f"the fc layer expects {call.linear_features} inputs but gets "
+            f"{call.linear_input[-1]} ({error_text(error)})"
+        )
+    return error_text(error)
 
 
 def accepts_size(model: nn.Module | None, size: int) -> tuple[bool, str]:
@@ -160,8 +170,9 @@ def _normalised(images: torch.Tensor) -> torch.Tensor:
 
 
 @cache
-def _training_images_chw() -> torch.Tensor:
-    return make_data()[0].permute(0, 3, 1, 2).contiguous()
+def _reference() -> torch.Tensor:
+    """The training images, CHW, normalised for matching."""
+    return _normalised(make_data()[0].permute(0, 3, 1, 2))
 
 
 def orientation(images: torch.Tensor | None) -> str:
@@ -172,17 +183,18 @@ def orientation(images: torch.Tensor | None) -> str:
     """
     if images is None or images.dim() != 4 or images.shape[1] != CHANNELS:
         return "unknown"
-    reference = _normalised(_training_images_chw())
-    fed = _normalised(images)
-    upright = float((fed @ reference.T).max(dim=1).values.mean())
-    transposed = float(
-        (_normalised(images.transpose(-2, -1)) @ reference.T).max(dim=1).values.mean()
-    )
+    upright = _best_match(images)
+    transposed = _best_match(images.transpose(-2, -1))
     if transposed > upright + MATCH_MARGIN and transposed > MATCH_FLOOR:
         return "transposed"
     if upright > transposed + MATCH_MARGIN and upright > MATCH_FLOOR:
         return "upright"
     return "unknown"
+
+
+def _best_match(images: torch.Tensor) -> float:
+    """Mean over ``images`` of the correlation with their closest training image."""
+    return float((_normalised(images) @ _reference().T).max(dim=1).values.mean())
 
 
 def layout_verdict(train: Feed | None, val: Feed | None, turned: str) -> Verdict:
@@ -231,8 +243,7 @@ def size_verdict(feeds: list[Feed], model: nn.Module | None) -> Verdict:
         if not ok:
             return Verdict(
                 False,
-                f"{fed.phase} images are {fed.size}x{fed.size}, and a batch of them fails "
-                f"at the fc layer ({error})",
+                f"{fed.phase} images are {fed.size}x{fed.size}; for a batch of them {error}",
             )
         shown.append(f"{fed.phase} {fed.size}x{fed.size}")
     return Verdict(
@@ -322,7 +333,8 @@ def _dims(shape: Shape) -> str:
 
 
 class BatchOnly(nn.Module):
-    """A stand-in classifier that, like a CNN with a flatten, only accepts batches."""
+    """A stand-in classifier that, like a CNN with a flatten, only accepts batches: of
+    the images ``evaluate`` was given, or of any 3xSxS image (it may convert them)."""
 
     def __init__(self, image: Shape) -> None:
         super().__init__()
@@ -331,9 +343,10 @@ class BatchOnly(nn.Module):
         self.unbatched: list[Shape] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:]) != self.image:
+        image = tuple(x.shape[1:])
+        if x.dim() != 4 or (image != self.image and image_layout(image) == "other"):
             self.unbatched.append(tuple(x.shape))
-            raise RuntimeError(f"expected a batch of {self.image} images, got {tuple(x.shape)}")
+            raise RuntimeError(f"expected a batch of images, got shape {tuple(x.shape)}")
         self.batched += 1
         return torch.zeros(x.shape[0], NUM_CLASSES)
 
@@ -368,8 +381,9 @@ def _validation_calls_verdict(calls: list[ModelCall]) -> Verdict:
                 "dimension; Conv2d accepts that, but the fc layer then gets the wrong shape "
                 "(add one: image.unsqueeze(0))",
             )
-    shapes = _dims(calls[0].input_shape or ())
-    return Verdict(True, f"validation fed {len(calls)} batch(es), the first of shape {shapes}")
+    first = _dims(calls[0].input_shape or ())
+    times = "once" if len(calls) == 1 else f"{len(calls)} times"
+    return Verdict(True, f"validation called the model {times}, first on {first}")
 
 
 def _batched(call: ModelCall) -> bool:
@@ -387,14 +401,14 @@ def probe_evaluate(namespace: dict[str, Any]) -> Verdict | None:
     images, labels = namespace.get("X_val"), namespace.get("y_val")
     if not (isinstance(images, torch.Tensor) and images.dim() == 4):
         images = make_samples(8, HELD_OUT_SEED)[0].permute(0, 3, 1, 2)
-    if not (isinstance(labels, torch.Tensor) and len(labels) >= 8):
+    if not (isinstance(labels, torch.Tensor) and labels.dim() >= 1 and len(labels) >= 8):
         labels = make_samples(8, HELD_OUT_SEED)[1]
     stand_in = BatchOnly(images.shape[1:])
     with quietly():
         try:
             evaluate(stand_in, images[:8], labels[:8])
         except (Exception, SystemExit) as error:
-            failure = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+            failure = error_text(error)
         else:
             failure = ""
     if stand_in.batched and not stand_in.unbatched and not failure:
@@ -420,13 +434,13 @@ class HeldOut:
 
 @cache
 def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-    return images.permute(0, 3, 1, 2).contiguous(), labels
+    """The grader's images ``(N, 32, 32, 3)``, exactly as generated, and their labels."""
+    return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
 
 
 def held_out_views(layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
     """The grader's images in the learner's layout and size, one per plausible resize."""
-    chw, _ = _held_out()
+    chw = _held_out()[0].permute(0, 3, 1, 2)
     views: list[tuple[str, torch.Tensor]] = []
     if size == IMAGE_SIZE:
         views.append(("as generated", chw))
@@ -470,6 +484,44 @@ def evaluate_held_out(model: nn.Module | None, input_shape: Shape | None) -> Hel
 def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
     with quietly(model):
         return evaluate_classifier(model, images, labels)
+
+
+# --- data that must stay unseen ----------------------------------------------------------------
+
+HELD_OUT_NAME = "the grader's held-out data"
+#: Rows of each set watched: enough to catch training on the set, little memory.
+WATCHED_ROWS = 128
+#: The forms a learner's pipeline is likely to give the images, as the exact
+#: operations (so the bytes match): as loaded, permuted, permuted and resized.
+WATCHED_FORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "": lambda images: images,
+    " (CHW)": lambda images: images.permute(0, 3, 1, 2),
+    " (CHW, 28x28 bilinear)": lambda images: F.interpolate(
+        images.permute(0, 3, 1, 2), size=(28, 28), mode="bilinear", align_corners=False
+    ),
+    " (CHW, 28x28 nearest)": lambda images: F.interpolate(
+        images.permute(0, 3, 1, 2), size=(28, 28), mode="nearest"
+    ),
+}
+
+
+@cache
+def unseen_images() -> dict[str, torch.Tensor]:
+    """Validation and held-out images in each watched form, keyed by a readable name."""
+    first = f"'s first {WATCHED_ROWS} images"
+    sets = {
+        "the validation split" + first: make_data()[2][:WATCHED_ROWS],
+        HELD_OUT_NAME + first: _held_out()[0][:WATCHED_ROWS],
+    }
+    return {
+        name + suffix: form(images)
+        for name, images in sets.items()
+        for suffix, form in WATCHED_FORMS.items()
+    }
+
+
+def held_out_names() -> tuple[str, ...]:
+    return tuple(name for name in unseen_images() if name.startswith(HELD_OUT_NAME))
 
 
 __all__ = [

@@ -115,6 +115,12 @@ class ProbeRecord:
     first_conv_images: torch.Tensor | None = None
 
 
+def error_text(error: BaseException) -> str:
+    """``Type: first line of the message``, safe for exceptions without a message."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
 def _shape(value: Any) -> Shape | None:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
@@ -205,7 +211,7 @@ class ShapeProbe(contextlib.AbstractContextManager):
                 return original(input, target, *args, **kwargs)
             except Exception as error:
                 if call is not None:
-                    call.error = f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+                    call.error = error_text(error)
                 raise
 
         loss.__wrapped__ = original  # type: ignore[attr-defined]
@@ -223,4 +229,4 @@ class ShapeProbe(contextlib.AbstractContextManager):
         return call
 
 
-__all__ = ["LossCall", "ModelCall", "ProbeRecord", "ShapeProbe"]
+__all__ = ["LossCall", "ModelCall", "ProbeRecord", "ShapeProbe", "error_text"]
