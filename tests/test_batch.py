@@ -172,27 +172,6 @@ def test_the_gradebook_holds_every_grading(class_batch, records):
     assert {learner for learner, _, _ in rows} == {r["learner"] for r in records.values()}
 
 
-def test_a_second_run_reuses_the_gradebook(class_batch, records):
-    """Nothing changed: every record comes from the gradebook, no kernel starts; only
-    the file that cannot be read (no content to recognise) is recorded again."""
-    out = class_batch["folder"] / "again.json"
-    again = subprocess.run(
-        whipnb(
-            "grade", class_batch["submissions"], "--timeout", TIMEOUT_S,
-            "--memory-mb", MEMORY_MB, "--db", class_batch["gradebook.sqlite"],
-            "--json", out, "--quiet",
-        ),
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert again.returncode == 0, again.stdout
-    second = {Path(record["path"]).name: record for record in json.loads(out.read_text())}
-    assert [name for name, record in second.items() if not record["reused"]] == [
-        "unreadable_task1.ipynb"
-    ]
-    assert {n: r["score"] for n, r in second.items()} == {n: r["score"] for n, r in records.items()}
-    assert len(gradings_in(class_batch["gradebook.sqlite"])) == len(records) + 1
-
-
 # --- interrupted, killed, resumed ------------------------------------------------------------
 
 
@@ -329,3 +308,27 @@ def test_every_export_is_produced_and_parsed_back(class_batch, records, tmp_path
             assert record["message"] in page
     for check in records["alice_task1.ipynb"]["checks"]:
         assert check["title"] in page
+
+
+# --- the same batch again ---------------------------------------------------------------------
+
+
+def test_a_second_run_reuses_the_gradebook(class_batch, records):
+    """Nothing changed: every record comes from the gradebook, no kernel starts; only
+    the file that cannot be read (no content to recognise) is recorded again."""
+    out = class_batch["folder"] / "again.json"
+    again = subprocess.run(
+        whipnb(
+            "grade", class_batch["submissions"], "--timeout", TIMEOUT_S,
+            "--memory-mb", MEMORY_MB, "--db", class_batch["gradebook.sqlite"],
+            "--json", out, "--quiet",
+        ),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout
+    second = {Path(record["path"]).name: record for record in json.loads(out.read_text())}
+    assert [name for name, record in second.items() if not record["reused"]] == [
+        "unreadable_task1.ipynb"
+    ]
+    assert {n: r["score"] for n, r in second.items()} == {n: r["score"] for n, r in records.items()}
+    assert len(gradings_in(class_batch["gradebook.sqlite"])) == len(records) + 1

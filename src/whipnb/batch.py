@@ -23,7 +23,7 @@ from typing import Any
 
 from whipnb.core import failure_result
 from whipnb.gradebook import Gradebook, grading_record, now
-from whipnb.headless import grade_cell
+from whipnb.headless import GradingStopped, grade_cell
 from whipnb.result import INVALID, KERNEL_DIED, Result
 from whipnb.submissions import GradedCell, Submission
 from whipnb.tasks import UnknownTaskError, get_task
@@ -67,6 +67,8 @@ def grade_submission(
 ) -> tuple[Result, str]:
     """One submission in one fresh kernel, and when it started (a worker's job;
     a plain function so that a distributed executor can ship it)."""
+    if stop is not None and stop.is_set():  # picked from the queue as the batch stops
+        raise GradingStopped("the batch was stopped before this submission started")
     started_at = now()
     return grade_cell(cell, limits, stop), started_at
 
@@ -95,13 +97,13 @@ class Batch:
             on_outcome(outcome)
 
         pending = []
-        for index, submission in enumerate(submissions):
-            known = self._known(submission)
-            if known is not None:
-                conclude(index, known)
-            else:
-                pending.append(index)
         try:
+            for index, submission in enumerate(submissions):
+                known = self._known(submission)
+                if known is not None:
+                    conclude(index, known)
+                else:
+                    pending.append(index)
             self._grade(submissions, pending, conclude)
         except KeyboardInterrupt:
             raise BatchInterrupted(len(outcomes), len(submissions)) from None

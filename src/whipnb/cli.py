@@ -454,7 +454,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # before or after a batch: nothing half-done to report
+        print("interrupted")
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ CREATE INDEX IF NOT EXISTS gradings_by_content ON gradings (learner, content_has
 
 
 #: Modules that never change a score: editing them keeps the gradebook's grades.
-FRONT_ENDS = frozenset({"cli.py", "exports.py", "report.py", "gradebook.py", "notebooks.py"})
+FRONT_ENDS = frozenset(
+    {"cli.py", "exports.py", "report.py", "gradebook.py", "notebooks.py", "panel.py"}
+)
 
 
 @cache

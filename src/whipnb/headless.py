@@ -142,7 +142,8 @@ def grade_cell(
     if died is not None:  # the watch's reason, if it killed the kernel, says why
         if watch.reason == STOPPED:
             raise GradingStopped(f"stopped while grading a {cell.task} submission")
-        status, message = _failure(watch.reason or died, timeout, limits, kernel.get("process"))
+        reason = watch.reason or died
+        status, message = _failure(reason, timeout, watch.peak_bytes, limits, kernel.get("process"))
         return failure_result(cell.task, status, message, elapsed)
     result = read_result(notebook)
     if result is None:
@@ -153,7 +154,11 @@ def grade_cell(
 
 
 def _failure(
-    reason: str, timeout: float, limits: Limits, process: subprocess.Popen[bytes] | None
+    reason: str,
+    timeout: float,
+    peak_bytes: int,
+    limits: Limits,
+    process: subprocess.Popen[bytes] | None,
 ) -> tuple[str, str]:
     """The status and message of a submission the kernel did not survive."""
     if reason == TIMEOUT:
@@ -162,8 +167,8 @@ def _failure(
         )
     if reason == MEMORY:
         return MEMORY, (
-            f"stopped: the kernel used more than {limits.memory_mb} MB of memory "
-            "(a tensor or list that keeps growing?)"
+            f"stopped at {peak_bytes / 2**20:.0f} MB: the kernel used more than "
+            f"{limits.memory_mb} MB of memory (a tensor or list that keeps growing?)"
         )
     return KERNEL_DIED, f"the kernel died while running the code ({_exit_reason(process)})"
 

@@ -67,6 +67,8 @@ class KernelWatch:
 
     def start(self, pid: int) -> None:
         """Begin watching the kernel ``pid`` (its set-up gets ``SETUP_S`` on top of the limit)."""
+        if not pid:  # psutil.Process(None) would be this very process
+            raise ValueError("no kernel process to watch")
         try:
             self._kernel = psutil.Process(pid)
         except psutil.NoSuchProcess:
