@@ -46,7 +46,7 @@ from rich.text import Text
 
 from whipnb import exports
 from whipnb.batch import Batch, BatchInterrupted, Outcome
-from whipnb.gradebook import DEFAULT_DB, Gradebook
+from whipnb.gradebook import DEFAULT_DB, Gradebook, Grading
 from whipnb.report import write_report
 from whipnb.result import GRADED, STATUSES
 from whipnb.submissions import LearnerNaming, find_notebooks, load_submission
@@ -289,7 +289,8 @@ def command_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _latest(db: str) -> list[Any] | None:
+def _latest(db: str) -> list[Grading] | None:
+    """The newest grading of each learner and task, or None (said why) without a gradebook."""
     if not Path(db).is_file():
         print(f"no gradebook at {db}: run `whipnb grade` first, or give --db")
         return None
