@@ -35,7 +35,7 @@ class MemoryBudgetExceeded(torch.OutOfMemoryError):
 
 
 def mib(n_bytes: float) -> str:
-    return f"{n_bytes / MIB:.1f} MiB"
+    return f"{n_bytes / MIB:.4g} MiB"
 
 
 @dataclass
@@ -53,7 +53,7 @@ class GraphReport:
     """What the budget saw, frozen when the learner's code finished."""
 
     budget_bytes: int
-    peak_bytes: int
+    peak_bytes: int  #: most bytes held, or asked for when the budget was exceeded
     held_at_exit_bytes: int
     exceeded: str  #: the error message, or "" when the budget was never passed
     forwards: int  #: forward passes on data with gradients enabled
@@ -160,6 +160,7 @@ class GraphMemoryBudget:
 
     def _exceed(self, n_bytes: int) -> MemoryBudgetExceeded:
         alive = sum(generation.alive > 0 for generation in self._generations.values())
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes + n_bytes)  # what was asked for
         message = (
             f"whipnb memory budget exceeded: tried to keep {mib(n_bytes)} more for backward "
             f"with {mib(self.held_bytes)} already held by autograd graphs that are still alive "
