@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import psutil
 import pytest
 from class_inputs import graded_notebook, snapshot, valid_bodies, write_class
 from conftest import grade_quietly
@@ -67,6 +68,25 @@ def wait_for_gradings(db: Path, count: int, process: subprocess.Popen[str]) -> N
         assert process.poll() is None, f"the grader ended early:\n{process.stdout.read()}"
         assert time.monotonic() < deadline, "no grading was recorded in time"
         time.sleep(0.2)
+
+
+def wait_for_settled_kernel(mark: str, process: subprocess.Popen[str]) -> None:
+    """Until a kernel of this grader has run for a while: past its start-up, when
+    ipykernel's watch on its parent process is running (a kernel orphaned while
+    still starting relies on being re-parented to init instead)."""
+    deadline = time.monotonic() + 300
+    while not any(settled_kernel(process) for process in marked_processes(mark)):
+        assert process.poll() is None, "the grader ended before a kernel settled"
+        assert time.monotonic() < deadline, "no kernel started"
+        time.sleep(0.2)
+
+
+def settled_kernel(process: psutil.Process) -> bool:
+    try:
+        kernel = "ipykernel" in " ".join(process.cmdline())
+        return kernel and time.time() - process.create_time() > 1.5
+    except psutil.NoSuchProcess:
+        return False
 
 
 # --- one batch, every kind of submission ---------------------------------------------------
@@ -201,6 +221,7 @@ def resumed(tmp_path_factory):
 
     killed = start(command, env)
     wait_for_gradings(db, len(facts["after_interrupt"]) + 1, killed)
+    wait_for_settled_kernel(env[MARK], killed)
     killed.kill()
     killed.communicate(timeout=60)
     facts["left_after_kill"] = wait_until_gone(env[MARK], ORPHAN_GRACE_S)
