@@ -41,7 +41,7 @@ PASS_MARK, FAIL_MARK = "✔", "✘"
 PLOT_WIDTH_PX = 600
 #: Theme-aware greys: JupyterLab's variables, with fallbacks for nbconvert pages.
 MUTED_BACKGROUND = "var(--jp-layout-color2, #f2f2f2)"
-TRACK_COLOUR = "var(--jp-border-color2, #d9d9d9)"
+TRACK_COLOUR = "var(--jp-layout-color3, #c8c8c8)"
 MUTED = "opacity:0.75"
 CELL = "text-align:left;vertical-align:top;padding:3px 8px"
 TABLE = "border-collapse:collapse;margin:2px 0 8px 0;table-layout:auto"
@@ -362,10 +362,10 @@ def render_header_html(result: Result, attempt: int = 0) -> str:
 
 
 def _score_bar(score: float, colour: str) -> str:
-    """A bar filled to the score, with a tick and a label at each band's lower bound."""
+    """A bar filled to the score, with a tick where each band starts (its name as tooltip)."""
     ticks = "".join(
         f"<div title='{label} from {lowest:g}' style='position:absolute;left:{lowest * 100:g}%;"
-        "top:-2px;height:14px;border-left:2px solid var(--jp-layout-color0, #fff)'></div>"
+        f"top:-2px;height:14px;border-left:2px solid {MUTED_BACKGROUND}'></div>"
         for lowest, label in BAND_LABELS
         if lowest > 0
     )
