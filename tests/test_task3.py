@@ -129,6 +129,30 @@ def test_a_correct_script_stays_far_below_the_budget(task3):
     assert report.piled_graphs == 0 and report.held_at_exit_bytes == 0
 
 
+@pytest.mark.parametrize(
+    "replacements",
+    [
+        (  # a CNN twice as wide
+            ("nn.Conv2d(1, 16, 3, padding=1)", "nn.Conv2d(1, 32, 3, padding=1)"),
+            ("nn.Conv2d(16, 32, 3, padding=1)", "nn.Conv2d(32, 64, 3, padding=1)"),
+            ("nn.Linear(32 * 4 * 4, 128)", "nn.Linear(64 * 4 * 4, 128)"),
+        ),
+        (  # every evaluation in one batch, gradients on, loss.item() kept
+            ("range(0, len(X), 256)", "range(0, len(X), 4096)"),
+            ("X[start:start + 256]", "X[start:start + 4096]"),
+            ("y[start:start + 256]", "y[start:start + 4096]"),
+        ),
+    ],
+    ids=["wider-cnn", "one-batch-evaluation"],
+)
+def test_reasonable_correct_variants_fit_the_budget_with_room(task3, replacements):
+    source = edit(task3.solution_source, ("EPOCHS = 8", "EPOCHS = 2"), *replacements)
+    run = quiet_run(source, task3.probes())
+    report = run.probes["memory"].report
+    assert run.error is None and report.piled_graphs == 0
+    assert report.peak_bytes < MEMORY_BUDGET * 0.6
+
+
 def test_catching_the_out_of_memory_error_does_not_hide_it(task3):
     source = (
         "import torch\n"

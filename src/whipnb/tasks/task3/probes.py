@@ -1,14 +1,14 @@
 """Task 3 probes: a GPU-like memory budget for autograd graphs, and a record of
 the images the model was trained and evaluated on.
 
-On a 24 GB CPU machine ``total_loss += loss`` never runs out of memory, so the
-out-of-memory error a GPU would raise is made real by a budget: every tensor
-autograd saves for backward passes through :class:`GraphMemoryBudget` (PyTorch's
-``saved_tensors_hooks``), which counts the bytes still held by graphs that are
-alive (each storage once; the model's own parameters are not graph memory) and
-raises :class:`MemoryBudgetExceeded`, an ``OutOfMemoryError``, the moment they
-would pass the budget.  The count is exact and deterministic: the same code
-fails at the same tensor on every run.
+On a CPU machine with gigabytes to spare, piled-up graphs never run out of
+memory, so the out-of-memory error a GPU would raise is made real by a budget:
+every tensor autograd saves for backward passes through
+:class:`GraphMemoryBudget` (PyTorch's ``saved_tensors_hooks``), which counts the
+bytes still held by graphs that are alive (each storage once; the model's own
+parameters are not graph memory) and raises :class:`MemoryBudgetExceeded`, an
+``OutOfMemoryError``, the moment they would pass the budget.  The count is exact
+and deterministic: the same code fails at the same tensor on every run.
 
 A graph is freed when ``backward()`` has used it or when nothing references its
 outputs any more.  ``loss.backward()`` frees the activations of a training step
@@ -136,7 +136,10 @@ class GraphMemoryBudget:
         generation = self._generations.setdefault(self.forwards, _Generation())
         generation.alive += 1
         generation.new_bytes += new_bytes
+        generation.released_at = None
         self._saved_since_forward = True
+        # A detached alias: keeping the tensor itself would, for a saved output, make a
+        # cycle through its grad_fn that runs through C++ and is never collected.
         return _Saved(self, tensor.detach(), key, self.forwards)
 
     def _unpack(self, packed: Any) -> torch.Tensor:
