@@ -209,9 +209,11 @@ class TrainingDataWatch:
     def __init__(self, protected: dict[str, torch.Tensor], held_out: tuple[str, ...] = ()) -> None:
         self.held_out = held_out
         self.protected = {
-            name: (tuple(rows.shape[1:]), {_row_key(row) for row in rows})
-            for name, rows in protected.items()
+            name: (tuple(rows.shape[1:]), set(_row_keys(rows))) for name, rows in protected.items()
         }
+        #: The last batch hashed (held, so its memory cannot be reused by another batch):
+        #: a model and its first layer see the same input tensor.
+        self._last_batch: tuple[torch.Tensor | None, int, list[bytes]] = (None, -1, [])
         self.rows_trained_on: dict[str, set[bytes]] = {}
         self._pending: dict[int, tuple[str, set[bytes], Any]] = {}
         self._handle: Any = None
@@ -253,6 +255,7 @@ class TrainingDataWatch:
         torch.autograd.backward = self._original_backward
         self._handle.remove()
         self._pending.clear()
+        self._last_batch = (None, -1, [])
 
     def _after_forward(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
         if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
@@ -262,9 +265,16 @@ class TrainingDataWatch:
         batch = inputs[0]
         for name, (row_shape, keys) in self.protected.items():
             if batch.dim() >= 1 and tuple(batch.shape[1:]) == row_shape:
-                hits = {key for key in map(_row_key, batch.detach()) if key in keys}
+                hits = {key for key in self._keys(batch) if key in keys}
                 if hits:
                     self._pending[id(output.grad_fn)] = (name, hits, output.grad_fn)
+
+    def _keys(self, batch: torch.Tensor) -> list[bytes]:
+        cached, version, keys = self._last_batch
+        if cached is not batch or version != batch._version:
+            keys = _row_keys(batch)
+            self._last_batch = (batch, batch._version, keys)
+        return keys
 
     def _count_reached(self, root: Any, limit: int = 200_000) -> None:
         """Walk the graph being backpropagated; pending forwards it reaches were trained on."""
@@ -281,5 +291,7 @@ class TrainingDataWatch:
         self._pending.clear()
 
 
-def _row_key(row: torch.Tensor) -> bytes:
-    return row.detach().contiguous().cpu().numpy().tobytes()
+def _row_keys(rows: torch.Tensor) -> list[bytes]:
+    """The exact bytes of each row, computed in one pass (called on every training batch)."""
+    flat = rows.detach().cpu().contiguous().numpy().reshape(len(rows), -1)
+    return [row.tobytes() for row in flat]
