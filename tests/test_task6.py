@@ -46,14 +46,14 @@ def last_model_call(run):
 def test_buggy_script_stops_at_conv1_on_channels_last_images(task6):
     run = quiet_run(task6, task6.buggy_source)
     assert isinstance(run.error, RuntimeError)
-    assert "expected input[64, 32, 32, 3] to have 3 channels, but got 32" in str(run.error)
+    assert "expected input[40, 32, 32, 3] to have 3 channels, but got 32" in str(run.error)
     call = last_model_call(run)
     assert call.raised_in == "Conv2d" and call.is_training
 
 
 def test_fixing_the_channel_order_shows_the_size_mismatch(task6):
     run = quiet_run(task6, PIPELINE[1])
-    assert "mat1 and mat2 shapes cannot be multiplied (64x2048 and 1568x4)" in str(run.error)
+    assert "mat1 and mat2 shapes cannot be multiplied (40x2048 and 1568x4)" in str(run.error)
     assert last_model_call(run).raised_in == "Linear"
 
 
@@ -67,7 +67,7 @@ def test_fixing_the_size_shows_the_one_hot_label_error(task6):
 
 def test_fixing_the_labels_trains_then_validation_fails_without_a_batch_dimension(task6):
     run = quiet_run(task6, PIPELINE[3])
-    assert len(run.evidence.steps) == 3 * 32  # all three epochs trained
+    assert len(run.evidence.steps) == 3 * 50  # all three epochs trained
     assert "mat1 and mat2 shapes cannot be multiplied (32x49 and 1568x4)" in str(run.error)
     call = last_model_call(run)
     # Conv2d accepted the unbatched (3, 28, 28) image; the fc layer is where it breaks.

@@ -43,14 +43,14 @@ def evaluate(model, images, labels):
 
 model = StrokeNet()
 criterion = nn.CrossEntropyLoss()
-optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+optimizer = torch.optim.Adam(model.parameters(), lr=0.002)
 
 losses = []
 for epoch in range(3):
     order = torch.randperm(len(X_train))
     epoch_loss = 0.0
-    for start in range(0, len(X_train), 64):
-        batch = order[start:start + 64]
+    for start in range(0, len(X_train), 40):
+        batch = order[start:start + 40]
         optimizer.zero_grad()
         loss = criterion(model(X_train[batch]), y_train[batch])
         loss.backward()

@@ -127,9 +127,9 @@ ALL_FIXED = [
 
 ALL_FIXED_SHORT = [
     Case(
-        "all four fixed, but one epoch at lr=0.0003",
+        "all four fixed, but one epoch at lr=0.0002",
         "all_fixed_short",
-        edit(SOLUTION, ("range(3)", "range(1)"), ("lr=0.003", "lr=0.0003")),
+        edit(SOLUTION, ("range(3)", "range(1)"), ("lr=0.002", "lr=0.0002")),
         "every bug is fixed; the model has not learned enough yet",
     ),
     Case(
@@ -138,7 +138,7 @@ ALL_FIXED_SHORT = [
         edit(
             SOLUTION,
             (
-                "torch.optim.Adam(model.parameters(), lr=0.003)",
+                "torch.optim.Adam(model.parameters(), lr=0.002)",
                 "torch.optim.SGD(model.parameters(), lr=0.01)",
             ),
         ),

@@ -21,6 +21,7 @@ even when a module raises; everything is removed on exit.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,9 +37,10 @@ from torch.nn.modules.module import (
 
 Shape = tuple[int, ...]
 
-#: Outermost calls kept in full; later ones only update ``last_call`` (a runaway
-#: loop must not fill the memory the grader itself needs).
-MAX_CALLS = 5_000
+#: Outermost calls kept per module and phase (training or not); later ones only
+#: update ``last_call``, so a runaway loop cannot fill the grader's memory and a
+#: long training run cannot crowd out the validation calls.
+MAX_CALLS = 2_000
 KEPT_IMAGES = 8
 
 
@@ -60,10 +62,6 @@ class ModelCall:
     @property
     def is_training(self) -> bool:
         return self.grad and self.training
-
-    @property
-    def raised(self) -> bool:
-        return bool(self.raised_in)
 
 
 #: Losses that take class indices (the fix), functional or module.
@@ -132,6 +130,7 @@ class ShapeProbe(contextlib.AbstractContextManager):
         self.record = ProbeRecord()
         self._stack: list[ModelCall] = []
         self._open_losses: list[LossCall | None] = []
+        self._kept: Counter[tuple[int, bool]] = Counter()
         self._handles: list[Any] = []
         self._originals: dict[str, Callable[..., Any]] = {}
 
@@ -189,7 +188,9 @@ class ShapeProbe(contextlib.AbstractContextManager):
     def _keep(self, call: ModelCall, module: nn.Module) -> None:
         self.record.call_count += 1
         self.record.last_call = call
-        if len(self.record.calls) < MAX_CALLS:
+        bucket = (call.module_id, call.is_training)
+        if self._kept[bucket] < MAX_CALLS and len(self.record.calls) < 10 * MAX_CALLS:
+            self._kept[bucket] += 1
             self.record.calls.append(call)
             self.record.modules.setdefault(call.module_id, module)
 
