@@ -77,6 +77,8 @@ def write_class(folder: Path) -> dict[str, Expected]:
     for name, body, expectation in (
         ("erin_task1.ipynb", "import sys\nsys.exit(2)\n", Expected("graded", "SystemExit", 0, 0.1)),
         ("frank_task1.ipynb", SPAWN_HELPER + solution, Expected("graded", low=0.85)),
+        # quit() would end the kernel just after the cell: graded as the cell ran.
+        ("grace_task1.ipynb", solution + "quit()\n", Expected("graded", low=0.85)),
         ("loop_task1.ipynb", "while True:\n    pass\n", Expected("timeout", "did not finish")),
         ("bomb_task1.ipynb", MEMORY_BOMB, Expected("memory", "more than")),
         ("exit_task1.ipynb", "import os\nos._exit(3)\n", Expected("kernel_died", "exit code 3")),

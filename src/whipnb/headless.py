@@ -39,6 +39,8 @@ from whipnb.watchdog import STOPPED, KernelWatch, Limits
 #: Extra seconds nbclient waits past the watch's deadline: the watch is the
 #: limit; nbclient's own cell timeout only backs it up.
 BACKUP_TIMEOUT_S = 30
+#: Started with every grading kernel: exit() and quit() must not end it (see the module).
+KERNEL_ARGUMENTS = ["--IPKernelApp.extensions=whipnb.grading_kernel"]
 #: Numeric libraries read these at import: one thread each when kernels share the CPUs.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 READ_OUT = "from whipnb.magic import display_last_result\ndisplay_last_result()"
@@ -123,6 +125,7 @@ def grade_cell(
             store_widget_state=False,
             record_timing=False,
             shutdown_kernel="immediate",
+            extra_arguments=KERNEL_ARGUMENTS,
             on_notebook_start=kernel_started,
             on_cell_execute=cell_starts,
         )
