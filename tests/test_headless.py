@@ -18,7 +18,8 @@ def test_grade_writes_one_json_record_per_notebook(tmp_path, capsys):
     shutil.copy(ROOT / "solutions" / "task1.ipynb", tmp_path / "fixed.ipynb")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     out = tmp_path / "grades.json"
-    assert main(["grade", str(tmp_path), "--jobs", "2", "--json", str(out)]) == 0
+    db = str(tmp_path / "gradebook.sqlite")
+    assert main(["grade", str(tmp_path), "--jobs", "2", "--json", str(out), "--db", db]) == 0
     records = {Path(r["path"]).name: r for r in json.loads(out.read_text())}
     assert set(records) == {"buggy.ipynb", "fixed.ipynb"}
     expected = {
@@ -58,14 +59,15 @@ def test_stored_outputs_of_the_submission_are_ignored(tmp_path):
     path = tmp_path / "claims.ipynb"
     nbformat.write(notebook, path)
     out = tmp_path / "grades.json"
-    main(["grade", str(path), "--json", str(out)])
+    main(["grade", str(path), "--json", str(out), "--db", str(tmp_path / "gradebook.sqlite")])
     (record,) = json.loads(out.read_text())
     assert 0.15 <= record["score"] <= 0.25
 
 
 def _grade_one(tmp_path: Path, path: Path, *extra: str) -> dict:
     out = tmp_path / "grades.json"
-    assert main(["grade", str(path), "--json", str(out), *extra]) == 0
+    db = str(tmp_path / f"{path.stem}.sqlite")
+    assert main(["grade", str(path), "--json", str(out), "--db", db, *extra]) == 0
     (record,) = json.loads(out.read_text())
     return record
 

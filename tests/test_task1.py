@@ -114,3 +114,10 @@ def test_same_submission_scores_identically(task1):
     first = grade_quietly("task1", task1.solution_source)
     second = grade_quietly("task1", task1.solution_source)
     assert first.score == second.score and first.metrics == second.metrics
+
+
+def test_a_clean_sys_exit_ends_the_script_without_a_crash(task1):
+    clean = grade_quietly("task1", task1.solution_source + "import sys\nsys.exit(0)\n")
+    assert clean.score == grade_quietly("task1", task1.solution_source).score
+    failing = grade_quietly("task1", task1.solution_source + "import sys\nsys.exit(2)\n")
+    assert failing.score <= 0.10 and "SystemExit" in failing.message

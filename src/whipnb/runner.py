@@ -56,8 +56,9 @@ def exec_executor(source: str, namespace: dict[str, Any]) -> BaseException | Non
     """Plain-Python executor: tracebacks are printed to stderr like a script's."""
     try:
         exec(compile(source, "<submission>", "exec"), namespace)  # noqa: S102 - that is the point
-    except (Exception, SystemExit) as error:  # a learner's sys.exit() is a crash, not ours
-        traceback.print_exc()
+    except (Exception, SystemExit) as error:  # a learner's sys.exit() must not end the grader
+        if _clean_exit_is_no_error(error) is not None:
+            traceback.print_exc()
         return error
     return None
 
@@ -128,7 +129,7 @@ def run_submission(
             stack.enter_context(probe)
         guard = IntegrityGuard()
         started = time.perf_counter()
-        error = executor(source, namespace)
+        error = _clean_exit_is_no_error(executor(source, namespace))
         duration = time.perf_counter() - started
         tampering = guard.restore()
     stdout = out.copy.getvalue()
@@ -148,6 +149,13 @@ def run_submission(
 def _probe_findings(probes: dict[str, Any]) -> list[str]:
     """Probes that watch for misuse (e.g. training on held-out data) report it here."""
     return [finding for probe in probes.values() for finding in getattr(probe, "findings", [])]
+
+
+def _clean_exit_is_no_error(error: BaseException | None) -> BaseException | None:
+    """``sys.exit()`` or ``sys.exit(0)`` ends a script successfully; other codes are crashes."""
+    if isinstance(error, SystemExit) and error.code in (0, None):
+        return None
+    return error
 
 
 def _describe(error: BaseException | None) -> str:
