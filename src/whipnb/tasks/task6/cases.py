@@ -80,6 +80,20 @@ ALL_FIXED = [
         script("{}.permute(0, 3, 1, 2)[:, :, 2:30, 2:30]", INDICES, BATCHED),
     ),
     Case(
+        "channels moved with movedim(-1, 1); fc widened",
+        "all_fixed",
+        script("{}.movedim(-1, 1)", INDICES, FC_32, BATCHED),
+    ),
+    Case(
+        "CHW built image by image (torch.stack of permute(2, 0, 1)), then resized",
+        "all_fixed",
+        script(
+            "F.interpolate(torch.stack([image.permute(2, 0, 1) for image in {}]), size=28)",
+            INDICES,
+            BATCHED,
+        ),
+    ),
+    Case(
         "network permutes HWC input itself; fc widened",
         "all_fixed",
         script(HWC, INDICES, FC_32, BATCHED, forward_first("x = x.permute(0, 3, 1, 2)")),
