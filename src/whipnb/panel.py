@@ -17,6 +17,7 @@ marks and tables carry it; the styles only make it quicker to read.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import math
@@ -184,7 +185,18 @@ def target_badge(met: bool | None) -> str:
 def loss_plot_png(losses: Sequence[float], targets: dict[str, str] | None = None) -> bytes | None:
     """The loss of every backward pass and its running mean, with any loss target
     as a dotted line; log scale when the loss spans decades. ``None`` when no
-    finite loss was recorded (there is nothing to draw)."""
+    finite loss was recorded (there is nothing to draw).
+
+    The static HTML and the live widget of one run show the same plot: it is drawn
+    once (drawing costs a good part of the magic's own time) and reused."""
+    return _loss_plot_png(tuple(losses), tuple((targets or {}).items()))
+
+
+@functools.lru_cache(maxsize=2)
+def _loss_plot_png(
+    losses: tuple[float, ...], target_items: tuple[tuple[str, str], ...]
+) -> bytes | None:
+    targets = dict(target_items)
     finite = [(i, loss) for i, loss in enumerate(losses) if math.isfinite(loss)]
     if not finite:
         return None
@@ -197,7 +209,7 @@ def loss_plot_png(losses: Sequence[float], targets: dict[str, str] | None = None
     window = max(1, len(values) // 25)
     running = [_mean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
     axes.plot(steps, running, color="#0072B2", linewidth=2.0, label="running mean")
-    for label, bound in _loss_targets(targets or {}):
+    for label, bound in _loss_targets(targets):
         axes.axhline(bound, color="#000000", linestyle=":", linewidth=1.2, label=label)
     bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
     if bad:
