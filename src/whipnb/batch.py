@@ -23,7 +23,8 @@ from typing import Any
 
 from whipnb.core import failure_result
 from whipnb.gradebook import Gradebook, grading_record, now
-from whipnb.headless import GradingStopped, grade_cell
+from whipnb.headless import KERNEL_ARGUMENTS, GradingStopped, grade_cell, kernel_environment
+from whipnb.kernels import KernelPool
 from whipnb.result import INVALID, KERNEL_DIED, Result
 from whipnb.submissions import GradedCell, Submission
 from whipnb.tasks import UnknownTaskError, get_task
@@ -63,14 +64,21 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 def grade_submission(
-    cell: GradedCell, limits: Limits, stop: threading.Event | None = None
+    cell: GradedCell,
+    limits: Limits,
+    stop: threading.Event | None = None,
+    kernels: KernelPool | None = None,
 ) -> tuple[Result, str]:
     """One submission in one fresh kernel, and when it started (a worker's job;
-    a plain function so that a distributed executor can ship it)."""
+    a plain function so that a distributed executor can ship it).  With ``kernels``
+    the kernel is one started ahead of need."""
+    kernel = kernels.take() if kernels is not None else None
     if stop is not None and stop.is_set():  # picked from the queue as the batch stops
+        if kernel is not None:
+            kernel.discard()
         raise GradingStopped("the batch was stopped before this submission started")
     started_at = now()
-    return grade_cell(cell, limits, stop), started_at
+    return grade_cell(cell, limits, stop, kernel), started_at
 
 
 @dataclass
@@ -83,6 +91,9 @@ class Batch:
     #: Where submissions run; default a pool of ``jobs`` threads on this machine.
     #: Executors that cannot share a stop flag (another process) get none.
     executor: Executor | None = None
+    #: Kernels booted ahead of need on this machine (default: as many as ``jobs``;
+    #: 0 starts each kernel when its submission comes up).  Not with ``executor``.
+    kernels_ahead: int | None = None
 
     def run(
         self,
@@ -130,17 +141,20 @@ class Batch:
         stop = threading.Event()
         local = self.executor is None
         pool = self.executor or ThreadPoolExecutor(self.jobs, thread_name_prefix="whipnb-grade")
+        kernels = self._kernel_pool(len(pending)) if local else None
         futures: dict[Future[tuple[Result, str]], int] = {}
         try:
             for index in pending:
                 cell = submissions[index].cell
-                args = (cell, self.limits, stop) if local else (cell, self.limits)
+                args = (cell, self.limits, stop, kernels) if local else (cell, self.limits)
                 futures[pool.submit(grade_submission, *args)] = index
             for future in as_completed(futures):
                 index = futures.pop(future)
                 conclude(index, self._finish(submissions[index], future))
         except KeyboardInterrupt:
             stop.set()
+            if kernels is not None:
+                kernels.close()
             for future in futures:
                 future.cancel()
             if local:
@@ -151,8 +165,16 @@ class Batch:
                     conclude(index, self._finish(submissions[index], future))
             raise
         finally:
+            if kernels is not None:
+                kernels.close()
             if local:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def _kernel_pool(self, demand: int) -> KernelPool | None:
+        ahead = self.jobs if self.kernels_ahead is None else self.kernels_ahead
+        if ahead <= 0 or demand == 0:
+            return None
+        return KernelPool(ahead, demand, KERNEL_ARGUMENTS, kernel_environment(self.limits.threads))
 
     def _finish(self, submission: Submission, future: Future[tuple[Result, str]]) -> Outcome:
         try:

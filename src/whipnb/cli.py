@@ -79,7 +79,14 @@ def command_grade(args: argparse.Namespace) -> int:
         GradingDisplay(console, len(submissions), args.quiet) as display,
         _terminate_as_interrupt(),
     ):
-        batch = Batch(gradebook, limits, args.jobs, force=args.force, executor=executor)
+        batch = Batch(
+            gradebook,
+            limits,
+            args.jobs,
+            force=args.force,
+            executor=executor,
+            kernels_ahead=args.kernels_ahead,
+        )
         try:
             outcomes = batch.run(submissions, display)
         except BatchInterrupted as stopped:
@@ -322,6 +329,13 @@ def _positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _pattern(text: str) -> re.Pattern[str]:
     try:
         return re.compile(text)
@@ -369,6 +383,14 @@ def _grade_parser(commands: Any) -> None:
         default=DEFAULT_MEMORY_MB,
         help=f"memory per submission, the kernel's whole process tree (default: "
         f"{DEFAULT_MEMORY_MB})",
+    )
+    grade.add_argument(
+        "--kernels-ahead",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="kernels booted ahead of need, with whipnb and torch already imported "
+        "(default: as many as --jobs; 0: each kernel starts when its submission comes up)",
     )
     _add_db(grade)
     grade.add_argument(

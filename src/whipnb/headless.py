@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from whipnb.core import failure_result
+from whipnb.kernels import StartedKernel
 from whipnb.magic import HEADLESS_ENV
 from whipnb.result import INVALID, KERNEL_DIED, MEMORY, RESULT_MIME, TIMEOUT, Result
 from whipnb.submissions import (  # reading submissions lives there; re-exported here
@@ -88,7 +89,10 @@ def grade_notebook(
 
 
 def grade_cell(
-    cell: GradedCell, limits: Limits | None = None, stop: threading.Event | None = None
+    cell: GradedCell,
+    limits: Limits | None = None,
+    stop: threading.Event | None = None,
+    started_kernel: StartedKernel | None = None,
 ) -> Result:
     """Run a graded cell in a fresh kernel, in an empty working folder, under ``limits``.
 
@@ -96,15 +100,20 @@ def grade_cell(
     past the wall-clock or memory limit it is killed and the result says
     ``timeout`` or ``memory``; a kernel that dies by itself is ``kernel_died``.
     The clock starts with the graded cell, so the grader's own imports in a
-    fresh kernel do not eat into the submission's time.
+    fresh kernel do not eat into the submission's time.  ``started_kernel``, one
+    booted ahead of need (:mod:`whipnb.kernels`), is used instead of starting one;
+    nbclient shuts it down afterwards like one of its own.
     """
     started = time.perf_counter()
     limits = limits or Limits()
     timeout = limits.timeout_s if limits.timeout_s is not None else get_task(cell.task).timeout_s
     notebook = grading_notebook(cell)
     kernel: dict[str, subprocess.Popen[bytes]] = {}
+    folder = (
+        started_kernel.workdir if started_kernel else tempfile.TemporaryDirectory(prefix="whipnb-")
+    )
     with (
-        tempfile.TemporaryDirectory(prefix="whipnb-") as workdir,
+        folder as workdir,
         KernelWatch(timeout, limits.memory_mb, stop) as watch,
     ):
 
@@ -119,6 +128,7 @@ def grade_cell(
 
         client = NotebookClient(
             notebook,
+            km=started_kernel.manager if started_kernel else None,
             timeout=timeout + BACKUP_TIMEOUT_S,
             kernel_name="python3",
             allow_errors=True,
@@ -129,6 +139,7 @@ def grade_cell(
             on_notebook_start=kernel_started,
             on_cell_execute=cell_starts,
         )
+        client.owns_km = True  # a started kernel is shut down after, like nbclient's own
         try:
             client.execute(
                 env=kernel_environment(limits.threads),
