@@ -44,10 +44,10 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+import whipnb.lean_imports  # noqa: F401 - before anything imports nbformat
 from whipnb import exports
 from whipnb.batch import Batch, BatchInterrupted, Outcome
 from whipnb.gradebook import DEFAULT_DB, Gradebook, Grading
-from whipnb.report import write_report
 from whipnb.result import GRADED, STATUSES
 from whipnb.submissions import LearnerNaming, find_notebooks, load_submission
 from whipnb.tasks import all_tasks
@@ -288,6 +288,8 @@ def command_export(args: argparse.Namespace) -> int:
 
 
 def command_report(args: argparse.Namespace) -> int:
+    from whipnb.report import write_report  # matplotlib: imported only for a report
+
     gradings = _latest(args.db)
     if gradings is None:
         return 2
