@@ -9,13 +9,14 @@ current ones are being graded (``docs/PERFORMANCE.md`` has the figures).
 
 Each kernel is still fresh: a new process, in a new empty working folder, with
 the grader's environment and arguments, that has run nothing but those imports
-(silently: its execution count and history are untouched).  It serves one
+(silently, binding no name in the namespace the learner's code will run in).  It serves one
 submission and is discarded; nothing carries over between submissions.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import subprocess
 import tempfile
 import threading
@@ -26,14 +27,22 @@ from dataclasses import dataclass
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
+from whipnb.tasks import all_tasks
 from whipnb.watchdog import SETUP_S
 
-#: The imports every grading pays on first use, done before the submission is known.
-WARM_UP = (
-    "import matplotlib.figure, torch._dynamo, whipnb.magic, whipnb.tasks\nwhipnb.tasks.all_tasks()"
-)
+#: Run silently in a kernel booted ahead of need: :func:`warm_up`, binding no name in
+#: the learner's namespace (code that uses ``torch`` without importing it must fail
+#: there as it does in a kernel started for it).
+WARM_UP = '__import__("whipnb.kernels").kernels.warm_up()'
 #: What nbclient adds to a kernel it starts itself (its default ``ipython_hist_file``).
 HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
+
+
+def warm_up() -> None:
+    """The imports every grading pays on first use, done before the submission is known."""
+    for module in ("matplotlib.figure", "torch._dynamo", "whipnb.magic"):
+        importlib.import_module(module)
+    all_tasks()
 
 
 @dataclass

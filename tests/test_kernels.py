@@ -1,0 +1,88 @@
+"""Kernels booted ahead of need: fresh, warmed up, never more than asked, none left behind.
+
+(That a batch scores the same with them as the Python API and any ``--jobs``
+is shown in test_batch.py, which grades with the pool on, as by default.)
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from jupyter_core.utils import run_sync
+from processes import MARK, marked_environment, marked_processes, wait_until_gone
+
+from whipnb.headless import KERNEL_ARGUMENTS, kernel_environment
+from whipnb.kernels import KernelPool, StartedKernel
+
+#: Booting a kernel on a machine shared with other work can take a while.
+GONE_WITHIN_S = 30
+
+
+def marked_kernel_environment() -> dict[str, str]:
+    return {**kernel_environment(1), MARK: marked_environment()[MARK]}
+
+
+def kernel_state(kernel: StartedKernel) -> dict:
+    """What the kernel has imported and run, asked through a client of our own."""
+
+    async def ask() -> dict:
+        client = kernel.manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            code = (
+                "import sys\n"
+                "print(sorted(m for m in ('torch', 'torch._dynamo', 'whipnb.magic',"
+                " 'matplotlib.figure') if m in sys.modules),"
+                " sorted({'torch', 'whipnb', 'matplotlib'} & set(get_ipython().user_ns)),"
+                " sep='|')"
+            )
+            printed: list[str] = []
+
+            def keep(message: dict) -> None:
+                if message["msg_type"] == "stream":
+                    printed.append(message["content"]["text"])
+
+            await client.execute_interactive(code, output_hook=keep, timeout=60)
+        finally:
+            client.stop_channels()
+        modules, names = "".join(printed).strip().split("|")
+        return {"modules": modules, "names": names}
+
+    return run_sync(ask)()
+
+
+def test_a_kernel_taken_from_the_pool_is_fresh_and_warmed_up():
+    env = marked_kernel_environment()
+    pool = KernelPool(ahead=2, demand=1, arguments=KERNEL_ARGUMENTS, env=env)
+    kernel = pool.take()
+    try:
+        assert kernel is not None and kernel.alive()
+        assert os.listdir(kernel.workdir.name) == []  # its own empty working folder
+        state = kernel_state(kernel)
+        assert state["modules"] == str(
+            sorted(["matplotlib.figure", "torch", "torch._dynamo", "whipnb.magic"])
+        )
+        assert state["names"] == "[]"  # code using torch without importing it still fails
+        assert pool.take() is None  # one submission asked for: no second kernel booted
+        assert len(marked_processes(env[MARK])) == 1
+    finally:
+        pool.close()
+        if kernel is not None:
+            kernel.discard()
+    assert wait_until_gone(env[MARK], GONE_WITHIN_S) == []
+    assert not os.path.exists(kernel.workdir.name)
+
+
+@pytest.mark.parametrize("after_boot", [False, True], ids=["while booting", "once booted"])
+def test_closing_the_pool_stops_every_kernel_not_taken(after_boot):
+    env = marked_kernel_environment()
+    pool = KernelPool(ahead=2, demand=5, arguments=KERNEL_ARGUMENTS, env=env)
+    if after_boot:
+        for future in list(pool._waiting):
+            future.result()
+        assert len(marked_processes(env[MARK])) == 2  # ahead=2 of the 5 wanted
+    pool.close()
+    assert wait_until_gone(env[MARK], GONE_WITHIN_S) == []
+    assert pool.take() is None
