@@ -34,7 +34,7 @@ def kernel_state(kernel: StartedKernel) -> dict:
             code = (
                 "import sys\n"
                 "print(sorted(m for m in ('torch', 'torch._dynamo', 'whipnb.magic',"
-                " 'matplotlib.figure') if m in sys.modules),"
+                " 'whipnb.tasks.task6') if m in sys.modules),"
                 " sorted({'torch', 'whipnb', 'matplotlib'} & set(get_ipython().user_ns)),"
                 " sep='|')"
             )
@@ -62,7 +62,7 @@ def test_a_kernel_taken_from_the_pool_is_fresh_and_warmed_up():
         assert os.listdir(kernel.workdir.name) == []  # its own empty working folder
         state = kernel_state(kernel)
         assert state["modules"] == str(
-            sorted(["matplotlib.figure", "torch", "torch._dynamo", "whipnb.magic"])
+            sorted(["torch", "torch._dynamo", "whipnb.magic", "whipnb.tasks.task6"])
         )
         assert state["names"] == "[]"  # code using torch without importing it still fails
         assert pool.take() is None  # one submission asked for: no second kernel booted

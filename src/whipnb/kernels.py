@@ -2,8 +2,8 @@
 
 A grading kernel takes seconds before a submission can run in it: the process
 starts, ipykernel loads, the grading extension imports whipnb and torch; the
-first grading then imports torch's optimizer machinery (``torch._dynamo``, on
-the first ``optimizer.step()``) and matplotlib (the panel's loss plot).  A
+first grading then imports whipnb's magic and tasks and torch's optimizer
+machinery (``torch._dynamo``, on the first ``optimizer.step()``).  A
 :class:`KernelPool` does all of that for the next submissions while the
 current ones are being graded (``docs/PERFORMANCE.md`` has the figures).
 
@@ -40,7 +40,7 @@ HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
 
 def warm_up() -> None:
     """The imports every grading pays on first use, done before the submission is known."""
-    for module in ("matplotlib.figure", "torch._dynamo", "whipnb.magic"):
+    for module in ("torch._dynamo", "whipnb.magic"):
         importlib.import_module(module)
     all_tasks()
 
