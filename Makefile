@@ -56,3 +56,16 @@ clean:
 
 calibrate: $(STAMP)
 	$(BIN)/python -m whipnb.calibration docs/GRADING.md
+
+# Benchmarks (not tests): each script prints its figures, ratios of variants run
+# side by side in the same run; docs/PERFORMANCE.md has the figures and commands.
+# The nbgrader anchor installs nbgrader in its own venv under benchmarks/.work/.
+# Fewer rounds: make bench BENCH_ARGS="--rounds 1"
+BENCH_ARGS ?=
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python benchmarks/overhead.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/anchor_nbgrader.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/memory.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/latency.py $(BENCH_ARGS)
