@@ -64,6 +64,7 @@ calibrate: $(STAMP)
 BENCH_ARGS ?=
 .PHONY: bench
 bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/overhead.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/anchor_nbgrader.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
