@@ -60,8 +60,14 @@ INTERRUPTED = 130
 # --- whipnb grade -------------------------------------------------------------------
 
 
+#: Width of tables written to a log or a pipe (a terminal uses its own width).
+LOG_WIDTH = 140
+
+
 def command_grade(args: argparse.Namespace) -> int:
     console = Console()
+    if not console.is_terminal:
+        console.width = LOG_WIDTH
     found = find_notebooks(args.paths)
     if not found:
         console.print(
