@@ -13,7 +13,8 @@ solution notebook with its graded cell as a plain code cell (no
 cell asserting the task's success criterion on the script's own validation
 metric.  ``nbgrader autograde ps1 --force`` then executes the six notebooks,
 one fresh kernel each, one after the other; ``whipnb grade`` does the same six
-solutions with ``--jobs 1`` (one after the other too) and ``--jobs 2``.
+solutions with ``--jobs 1`` (one after the other too), the same without
+kernels booted ahead of need (``--kernels-ahead 0``), and ``--jobs 2``.
 nbgrader's kernels get ``OMP_NUM_THREADS=1``, the thread count whipnb runs
 learner code with (the conservative choice: with torch's default threads they
 are slower on a loaded machine).
@@ -161,38 +162,30 @@ def main() -> None:
     for task in args.tasks:
         shutil.copy(solution_notebook(task), folder / f"{task}.ipynb")
 
-    def whipnb(jobs: int) -> float:
+    def whipnb(jobs: int, *options: str) -> float:
         db = work / "gradebook.sqlite"
         db.unlink(missing_ok=True)
-        return run([WHIPNB, "grade", folder, "--jobs", jobs, "--force", "--quiet", "--db", db])
+        command = [WHIPNB, "grade", folder, "--jobs", jobs, "--force", "--quiet", "--db", db]
+        return run([*command, *options])
 
     autograde = [nbgrader, "autograde", ASSIGNMENT, "--force"]
     samples = interleaved(
         {
             "nbgrader": lambda: run(autograde, cwd=COURSE, env=env),
             "whipnb 1": lambda: whipnb(1),
+            "whipnb 1, none ahead": lambda: whipnb(1, "--kernels-ahead", "0"),
             "whipnb 2": lambda: whipnb(2),
         },
         args.rounds,
     )
-    print(
-        table(
-            [f"{len(args.tasks)} solutions", "s", "whipnb / nbgrader"],
-            [
-                ["nbgrader autograde", samples["nbgrader"], "1"],
-                [
-                    "whipnb grade --jobs 1",
-                    samples["whipnb 1"],
-                    ratio(samples["whipnb 1"], samples["nbgrader"]),
-                ],
-                [
-                    "whipnb grade --jobs 2",
-                    samples["whipnb 2"],
-                    ratio(samples["whipnb 2"], samples["nbgrader"]),
-                ],
-            ],
-        )
-    )
+    rows = [["nbgrader autograde", samples["nbgrader"], "1"]]
+    for name, label in (
+        ("whipnb 1", "whipnb grade --jobs 1"),
+        ("whipnb 1, none ahead", "whipnb grade --jobs 1 --kernels-ahead 0"),
+        ("whipnb 2", "whipnb grade --jobs 2"),
+    ):
+        rows.append([label, samples[name], ratio(samples[name], samples["nbgrader"])])
+    print(table([f"{len(args.tasks)} solutions", "s", "whipnb / nbgrader"], rows))
     print(f"\nnbgrader's grade of the student: {autograded_scores(args.tasks, nbgrader, env)}")
     print(f"python: {sys.version.split()[0]}")
     footer()

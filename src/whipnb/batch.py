@@ -91,8 +91,9 @@ class Batch:
     #: Where submissions run; default a pool of ``jobs`` threads on this machine.
     #: Executors that cannot share a stop flag (another process) get none.
     executor: Executor | None = None
-    #: Kernels booted ahead of need on this machine (default: as many as ``jobs``;
-    #: 0 starts each kernel when its submission comes up).  Not with ``executor``.
+    #: Kernels booted ahead of need on this machine (default: one more than ``jobs``,
+    #: since a boot often takes longer than a grading; 0 starts each kernel when its
+    #: submission comes up).  Not with ``executor``.
     kernels_ahead: int | None = None
 
     def run(
@@ -171,7 +172,7 @@ class Batch:
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def _kernel_pool(self, demand: int) -> KernelPool | None:
-        ahead = self.jobs if self.kernels_ahead is None else self.kernels_ahead
+        ahead = self.jobs + 1 if self.kernels_ahead is None else self.kernels_ahead
         if ahead <= 0 or demand == 0:
             return None
         return KernelPool(ahead, demand, KERNEL_ARGUMENTS, kernel_environment(self.limits.threads))

@@ -398,7 +398,7 @@ def _grade_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="kernels booted ahead of need, with whipnb and torch already imported "
-        "(default: as many as --jobs; 0: each kernel starts when its submission comes up)",
+        "(default: one more than --jobs; 0: each kernel starts when its submission comes up)",
     )
     _add_db(grade)
     grade.add_argument(
