@@ -24,7 +24,7 @@ from typing import Any
 from whipnb.core import failure_result
 from whipnb.gradebook import Gradebook, grading_record, now
 from whipnb.headless import KERNEL_ARGUMENTS, GradingStopped, grade_cell, kernel_environment
-from whipnb.kernels import KernelPool
+from whipnb.kernels import KernelPool, default_ahead
 from whipnb.result import INVALID, KERNEL_DIED, Result
 from whipnb.submissions import GradedCell, Submission
 from whipnb.tasks import UnknownTaskError, get_task
@@ -91,9 +91,8 @@ class Batch:
     #: Where submissions run; default a pool of ``jobs`` threads on this machine.
     #: Executors that cannot share a stop flag (another process) get none.
     executor: Executor | None = None
-    #: Kernels booted ahead of need on this machine (default: one more than ``jobs``,
-    #: since a boot often takes longer than a grading; 0 starts each kernel when its
-    #: submission comes up).  Not with ``executor``.
+    #: Kernels booted ahead of need on this machine (default: :func:`default_ahead`;
+    #: 0 starts each kernel when its submission comes up).  Not with ``executor``.
     kernels_ahead: int | None = None
 
     def run(
@@ -172,7 +171,7 @@ class Batch:
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def _kernel_pool(self, demand: int) -> KernelPool | None:
-        ahead = self.jobs + 1 if self.kernels_ahead is None else self.kernels_ahead
+        ahead = default_ahead(self.jobs) if self.kernels_ahead is None else self.kernels_ahead
         if ahead <= 0 or demand == 0:
             return None
         return KernelPool(ahead, demand, KERNEL_ARGUMENTS, kernel_environment(self.limits.threads))

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import csv
 import json
-import os
 import re
 import signal
 import sys
@@ -48,6 +47,7 @@ import whipnb.lean_imports  # noqa: F401 - before anything imports nbformat
 from whipnb import exports
 from whipnb.batch import Batch, BatchInterrupted, Outcome
 from whipnb.gradebook import DEFAULT_DB, Gradebook, Grading
+from whipnb.kernels import available_cpus
 from whipnb.result import GRADED, STATUSES
 from whipnb.submissions import LearnerNaming, find_notebooks, load_submission
 from whipnb.tasks import all_tasks
@@ -351,13 +351,6 @@ def _pattern(text: str) -> re.Pattern[str]:
         raise argparse.ArgumentTypeError(f"not a regular expression: {error}") from None
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 def _add_db(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--db", default=DEFAULT_DB, help=f"the gradebook, an SQLite file (default: {DEFAULT_DB})"
@@ -376,7 +369,7 @@ def _grade_parser(commands: Any) -> None:
     grade.add_argument(
         "--jobs",
         type=_positive(int),
-        default=_cpus(),
+        default=available_cpus(),
         help="kernels run at once (default: the number of CPUs)",
     )
     grade.add_argument(
@@ -398,7 +391,8 @@ def _grade_parser(commands: Any) -> None:
         default=None,
         metavar="N",
         help="kernels booted ahead of need, with whipnb and torch already imported "
-        "(default: one more than --jobs; 0: each kernel starts when its submission comes up)",
+        "(default: as many as --jobs, up to twice that while CPUs are spare; 0: each kernel "
+        "starts when its submission comes up)",
     )
     _add_db(grade)
     grade.add_argument(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import subprocess
 import tempfile
 import threading
@@ -43,6 +44,20 @@ def warm_up() -> None:
     for module in ("torch._dynamo", "whipnb.magic"):
         importlib.import_module(module)
     all_tasks()
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_ahead(jobs: int) -> int:
+    """As many kernels ahead as ``jobs``, and up to twice that while CPUs are spare: a
+    boot often takes longer than a grading, and spare CPUs boot the next kernels
+    meanwhile; once every CPU grades, more boots only slow the gradings down."""
+    return max(jobs, min(2 * jobs, available_cpus()))
 
 
 @dataclass
