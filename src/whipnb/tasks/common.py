@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from whipnb.instrument import TrainingDataWatch
 from whipnb.printed import printed_scalar
 from whipnb.result import Check
 from whipnb.rubric import mean
@@ -169,3 +170,14 @@ def reporting_check(run: Run, accuracy_key: str, measured: float | None) -> Chec
         return Check("reports", title, False, "; ".join(problems))
     detail = f"{len(printed_losses)} losses and {accuracy_key} printed, consistent"
     return Check("reports", title, True, detail)
+
+
+VALIDATION_SPLIT = "the validation split"
+HELD_OUT_DATA = "the grader's held-out data"
+
+
+def watch_unseen_data(validation: torch.Tensor, held_out: torch.Tensor) -> TrainingDataWatch:
+    """The standard watch on data a run must not train on: the script's own validation
+    split (the run then earns its row's minimum) and the grader's held-out inputs (void)."""
+    protected = {VALIDATION_SPLIT: validation, HELD_OUT_DATA: held_out}
+    return TrainingDataWatch(protected, held_out=(HELD_OUT_DATA,))

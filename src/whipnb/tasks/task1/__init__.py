@@ -21,12 +21,12 @@ from whipnb.tasks.common import (
     find_model,
     loss_trend,
     reporting_check,
+    watch_unseen_data,
 )
 from whipnb.tasks.task1.data import make_data, make_samples
 
 HELD_OUT_SEED = 7_211
 HELD_OUT_SIZE = 4_000
-HELD_OUT_NAME = "the grader's held-out data"
 LOSS_TARGET = 0.3
 ACCURACY_TARGET = 0.90
 #: Held-out accuracy of the best linear classifier on this data (about 0.955).
@@ -59,8 +59,7 @@ class Task1(Task):
     def probes(self) -> dict[str, TrainingDataWatch]:
         _x_train, _y_train, x_val, _y_val = make_data()
         held_out, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        protected = {"the validation split": x_val, HELD_OUT_NAME: held_out}
-        return {"data_watch": TrainingDataWatch(protected, held_out=(HELD_OUT_NAME,))}
+        return {"data_watch": watch_unseen_data(x_val, held_out)}
 
     def assess(self, run: Run) -> Assessment:
         model = find_model(run)

@@ -14,12 +14,17 @@ from typing import Any
 
 import torch
 
-from whipnb.instrument import TrainingDataWatch
 from whipnb.result import Check
 from whipnb.rubric import Assessment, Row, ramp
 from whipnb.runner import Run
 from whipnb.tasks.base import Task
-from whipnb.tasks.common import crash_check, find_model, loss_trend, reporting_check
+from whipnb.tasks.common import (
+    crash_check,
+    find_model,
+    loss_trend,
+    reporting_check,
+    watch_unseen_data,
+)
 from whipnb.tasks.task4.data import make_data, make_samples
 from whipnb.tasks.task4.evaluation import (
     AGREEMENT_NEEDED,
@@ -33,7 +38,6 @@ from whipnb.tasks.task4.probe import BINARY, SOFTMAX, LossKindProbe
 
 HELD_OUT_SEED = 4_417
 HELD_OUT_SIZE = 4_000
-HELD_OUT_NAME = "the grader's held-out data"
 F1_TARGET = 0.75
 #: Held-out micro-F1 of a linear tagger trained to convergence (about 0.96).
 F1_CEILING = 0.96
@@ -70,11 +74,7 @@ class Task4(Task):
     def probes(self) -> dict[str, AbstractContextManager[Any]]:
         _x_train, _y_train, x_val, _y_val = make_data()
         held_out, _tags = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        protected = {"the validation split": x_val, HELD_OUT_NAME: held_out}
-        return {
-            "loss_kind": LossKindProbe(),
-            "data_watch": TrainingDataWatch(protected, held_out=(HELD_OUT_NAME,)),
-        }
+        return {"loss_kind": LossKindProbe(), "data_watch": watch_unseen_data(x_val, held_out)}
 
     def assess(self, run: Run) -> Assessment:
         probe: LossKindProbe = run.probes["loss_kind"]

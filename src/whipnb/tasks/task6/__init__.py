@@ -82,7 +82,8 @@ class Task6(Task):
     timeout_s = 120.0
 
     def probes(self) -> dict[str, AbstractContextManager[Any]]:
-        watch = TrainingDataWatch(unseen_images(), held_out=held_out_names())
+        images = unseen_images()  # generated once: the watch needs the sets and their names
+        watch = TrainingDataWatch(images, held_out=held_out_names(images))
         return {PROBE: ShapeProbe(), "data_watch": watch}
 
     def assess(self, run: Run) -> Assessment:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from whipnb.tasks.common import Evaluation, evaluate_classifier
+from whipnb.tasks.common import HELD_OUT_DATA, Evaluation, evaluate_classifier
 from whipnb.tasks.task6.data import IMAGE_SIZE, NUM_CLASSES, make_data, make_samples
 from whipnb.tasks.task6.probe import ModelCall, ProbeRecord, Shape, ShapeProbe, error_text
 
@@ -488,7 +488,7 @@ def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> E
 
 # --- data that must stay unseen ----------------------------------------------------------------
 
-HELD_OUT_NAME = "the grader's held-out data"
+HELD_OUT_NAME = HELD_OUT_DATA
 #: Rows of each set watched: enough to catch training on the set, little memory.
 WATCHED_ROWS = 128
 #: The forms a learner's pipeline is likely to give the images, as the exact
@@ -520,8 +520,9 @@ def unseen_images() -> dict[str, torch.Tensor]:
     }
 
 
-def held_out_names() -> tuple[str, ...]:
-    return tuple(name for name in unseen_images() if name.startswith(HELD_OUT_NAME))
+def held_out_names(images: dict[str, torch.Tensor]) -> tuple[str, ...]:
+    """The names among :func:`unseen_images` whose use voids the run."""
+    return tuple(name for name in images if name.startswith(HELD_OUT_NAME))
 
 
 __all__ = [
