@@ -29,12 +29,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	@$(MAKE) --no-print-directory browser || echo "warning: Chromium could not be installed; the browser test will fail" >&2
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check whipnb tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check whipnb tests benchmarks
+	$(BIN)/ruff format --check whipnb tests benchmarks
+	$(BIN)/lint-imports
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab $(ALLOW_ROOT) $(LAB_ARGS) $(LAB_DIR)
@@ -49,13 +51,13 @@ $(CHROMIUM):
 		install -y --no-install-recommends chromium >/dev/null
 
 notebooks: $(STAMP)
-	$(BIN)/python -m whipnb.notebooks .
+	$(BIN)/python -m whipnb.authoring.notebooks .
 
 clean:
 	rm -rf $(VENV) build *.egg-info
 
 calibrate: $(STAMP)
-	$(BIN)/python -m whipnb.calibration docs/GRADING.md
+	$(BIN)/python -m whipnb.authoring.calibration docs/GRADING.md
 
 # Benchmarks (not tests): each script prints its figures, ratios of variants run
 # side by side in the same run; docs/PERFORMANCE.md has the figures and commands.

@@ -45,7 +45,7 @@ from bench import (
     table,
 )
 
-from whipnb.submissions import read_submission
+from whipnb.headless.submissions import read_submission
 
 VENV = WORK / "nbgrader-venv"
 COURSE = WORK / "nbgrader-course"

@@ -33,7 +33,7 @@ TASKS = tuple(f"task{n}" for n in range(1, 7))
 
 
 def task_dir(task: str) -> Path:
-    return ROOT / "src" / "whipnb" / "tasks" / task
+    return ROOT / "whipnb" / "tasks" / task
 
 
 def solution_script(task: str) -> Path:

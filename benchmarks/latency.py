@@ -37,7 +37,7 @@ from bench import (
 )
 from jupyter_client.manager import start_new_kernel
 
-from whipnb.result import RESULT_MIME
+from whipnb.core.result import RESULT_MIME
 
 SETUP = "import torch\ntorch.set_num_threads(1)\n%load_ext whipnb"
 

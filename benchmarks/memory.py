@@ -29,8 +29,8 @@ from bench import (
     table,
 )
 
-from whipnb.headless import KERNEL_ARGUMENTS, kernel_environment
-from whipnb.kernels import start_kernel
+from whipnb.headless.kernels import start_kernel
+from whipnb.headless.pipeline import KERNEL_ARGUMENTS, kernel_environment
 
 POLL_S = 0.01
 MB = 2**20

@@ -7,7 +7,7 @@ Variants, each a new Python process:
 * ``nbformat``: ``import nbformat`` as it comes (jsonschema imports
   rfc3987-syntax, which builds a grammar at import);
 * ``nbformat, lean``: the same with ``rfc3987_syntax`` marked absent, as
-  ``whipnb.lean_imports`` does it for the command line;
+  ``whipnb.cli.lean_imports`` does it for the command line;
 * ``whipnb.cli``: the command line's whole import.
 """
 

@@ -26,7 +26,7 @@ from class_inputs import graded_notebook, snapshot, valid_bodies, write_class
 from conftest import grade_quietly
 from processes import MARK, marked_environment, marked_processes, wait_until_gone
 
-from whipnb.gradebook import grader_id
+from whipnb.gradebook.store import grader_id
 
 #: The endless loop costs this much, while the other kernel grades the rest;
 #: valid task 1 submissions need a few seconds.
@@ -39,7 +39,7 @@ ORPHAN_GRACE_S = 10
 
 
 def whipnb(*args: object) -> list[str]:
-    return [sys.executable, "-m", "whipnb.cli", *map(str, args)]
+    return [sys.executable, "-m", "whipnb", *map(str, args)]
 
 
 def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

@@ -35,7 +35,7 @@ import pytest
 from nbconvert import HTMLExporter
 from playwright.sync_api import expect, sync_playwright
 
-from whipnb.result import RESULT_MIME, band_label
+from whipnb.core.result import RESULT_MIME, band_label
 from whipnb.tasks import Task, get_task
 
 ROOT = Path(__file__).resolve().parent.parent

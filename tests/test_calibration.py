@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from whipnb.calibration import grade_case, task_cases
+from whipnb.authoring.calibration import grade_case, task_cases
 from whipnb.tasks import all_tasks
 
 CASES = [(task, case) for task in all_tasks().values() for case in task_cases(task)]

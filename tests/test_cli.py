@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from whipnb.batch import Outcome
-from whipnb.cli import GradingDisplay, main
-from whipnb.core import failure_result
-from whipnb.submissions import Submission
+from whipnb.cli import main
+from whipnb.cli.grade import GradingDisplay
+from whipnb.core.result import failure_result
+from whipnb.headless.batch import Outcome
+from whipnb.headless.submissions import Submission
 
 
 @pytest.mark.parametrize(

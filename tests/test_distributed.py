@@ -35,7 +35,7 @@ def test_a_dask_cluster_grades_with_the_same_scores_and_limits(tmp_path, monkeyp
         dashboard_address=None,
     ) as cluster:
         finished = subprocess.run(
-            [sys.executable, "-m", "whipnb.cli", "grade", str(tmp_path), "--memory-mb", "1024",
+            [sys.executable, "-m", "whipnb", "grade", str(tmp_path), "--memory-mb", "1024",
              "--scheduler", cluster.scheduler_address, "--db", str(tmp_path / "book.sqlite"),
              "--json", str(out)],
             capture_output=True, text=True, timeout=600,

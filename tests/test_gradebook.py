@@ -11,10 +11,10 @@ import pytest
 from gradescope import assert_gradescope_results
 
 from whipnb import Check, Result
-from whipnb.exports import write_gradescope, write_long_csv, write_wide_csv
-from whipnb.gradebook import Gradebook, grader_id
-from whipnb.report import build_report, check_rates
-from whipnb.submissions import Submission
+from whipnb.gradebook.exports import write_gradescope, write_long_csv, write_wide_csv
+from whipnb.gradebook.report import build_report, check_rates
+from whipnb.gradebook.store import Gradebook, grader_id
+from whipnb.headless.submissions import Submission
 
 CHECKS = [
     Check("runs", "The script runs to the end", True, "no exception was raised"),
@@ -131,7 +131,11 @@ def test_gradescope_results_follow_the_documented_fields(book, tmp_path):
 
 def test_the_report_ranks_checks_lists_failures_and_tampering(book):
     add(book, submission("alice"), result(0.97))
-    add(book, submission("bob"), result(0.5, tampering=["replaced whipnb.core.grade_source"]))
+    add(
+        book,
+        submission("bob"),
+        result(0.5, tampering=["replaced whipnb.core.grading.grade_source"]),
+    )
     hostile = "<script>alert('x')</script> never finished"
     add(book, submission("eve"), result(0.0, "timeout", message=hostile))
     latest = book.latest()
@@ -140,6 +144,6 @@ def test_the_report_ranks_checks_lists_failures_and_tampering(book):
     page = build_report(latest, "book.sqlite")
     assert "<script>" not in page  # learners' text is escaped
     text = html.unescape(page)
-    assert hostile in text and "replaced whipnb.core.grade_source" in text
+    assert hostile in text and "replaced whipnb.core.grading.grade_source" in text
     assert text.index("Each step uses fresh gradients") < text.index("The script runs to the end")
     assert page.count("data:image/png;base64,") == 1

@@ -51,19 +51,19 @@ def test_buggy_training_with_a_boastful_printout_is_flagged(honest):
 
 PATCHES = {
     "task's assess": (
-        "import whipnb.tasks.task1 as t1\nfrom whipnb.rubric import Assessment\n"
+        "import whipnb.tasks.task1 as t1\nfrom whipnb.core.rubric import Assessment\n"
         "t1.Task1.assess = lambda self, run: Assessment(self.rows[0], 1.0, [], {}, 'ok')\n",
         "replaced whipnb.tasks.task1.Task1.assess",
     ),
     "task instance": (
-        "from whipnb.tasks import get_task\nfrom whipnb.rubric import Assessment\n"
+        "from whipnb.tasks import get_task\nfrom whipnb.core.rubric import Assessment\n"
         "task = get_task('task1')\n"
         "task.assess = lambda run: Assessment(task.rows[0], 1.0, [], {}, 'ok')\n",
         "added the task1 task.assess",
     ),
     "rubric score": (
-        "import whipnb.rubric\nwhipnb.rubric.Row.score = lambda self, quality: 1.0\n",
-        "replaced whipnb.rubric.Row.score",
+        "import whipnb.core.rubric\nwhipnb.core.rubric.Row.score = lambda self, quality: 1.0\n",
+        "replaced whipnb.core.rubric.Row.score",
     ),
     "frozen rubric row": (
         "from whipnb.tasks import get_task\n"
@@ -71,8 +71,8 @@ PATCHES = {
         "replaced the task1 rubric row 'none_fixed'.low",
     ),
     "function code": (
-        "import whipnb.rubric\nwhipnb.rubric.ramp.__code__ = (lambda v, w, b: 1.0).__code__\n",
-        "rewrote the code of whipnb.rubric.ramp",
+        "import whipnb.core.rubric\nwhipnb.core.rubric.ramp.__code__ = (lambda v, w, b: 1.0).__code__\n",
+        "rewrote the code of whipnb.core.rubric.ramp",
     ),
     "backward probe": (
         "import inspect\nimport torch\n"
@@ -113,15 +113,15 @@ def test_a_model_that_patches_the_grader_while_evaluated_voids_the_run():
             "class Trojan(nn.Linear):\n"
             "    def forward(self, x):\n"
             "        if not self.training:\n"
-            "            import whipnb.rubric\n"
-            "            whipnb.rubric.Row.score = lambda row, quality: 1.0\n"
+            "            import whipnb.core.rubric\n"
+            "            whipnb.core.rubric.Row.score = lambda row, quality: 1.0\n"
             "        return super().forward(x)\n\n\n"
             "model = Trojan(2, 2)",
         ),
     )
     result = grade_quietly("task1", trojan)
     assert result.score == 0.0
-    assert flagged(result, "replaced whipnb.rubric.Row.score")
+    assert flagged(result, "replaced whipnb.core.rubric.Row.score")
 
 
 def test_training_on_the_validation_split_gains_nothing_and_is_flagged(honest):

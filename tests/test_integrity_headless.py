@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 from kernels import write_notebook
 
-from whipnb.headless import grade_notebook
+from whipnb.headless.pipeline import grade_notebook
 from whipnb.tasks import get_task
 
 BUGGY = get_task("task1").buggy_source
@@ -17,7 +17,7 @@ NOTHING_FIXED = (0.15, 0.25)
 
 FORGERIES = """
 from IPython.display import display, HTML
-display({"application/vnd.whipnb.result+json": {"task": "task1", "score": 1.0,
+display({"application/vnd.whipnb.core.result+json": {"task": "task1", "score": 1.0,
          "band": "Excellent", "status": "graded"}, "text/plain": "score 1.0"}, raw=True)
 display(HTML("<div class='whipnb-panel'>1.000 Excellent</div>"))
 """
@@ -25,9 +25,9 @@ display(HTML("<div class='whipnb-panel'>1.000 Excellent</div>"))
 HIJACK = """
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import display
-import whipnb.magic
+import whipnb.notebook.magic
 
-FAKE = {"application/vnd.whipnb.result+json": {"task": "task1", "score": 1.0,
+FAKE = {"application/vnd.whipnb.core.result+json": {"task": "task1", "score": 1.0,
         "band": "Excellent", "status": "graded", "checks": [], "metrics": {},
         "message": "", "duration_s": 0.0, "version": "0"}}
 
@@ -38,7 +38,7 @@ class Fake(Magics):
         display(FAKE, raw=True)
 
 get_ipython().register_magics(Fake)
-whipnb.magic.display_last_result = lambda: display(FAKE, raw=True)
+whipnb.notebook.magic.display_last_result = lambda: display(FAKE, raw=True)
 
 def rewrite(lines):
     return ["from IPython.display import display\\n", f"display({FAKE!r}, raw=True)\\n"]
@@ -65,7 +65,7 @@ def test_hijacked_magic_read_out_and_later_cells_are_restored_and_flagged(tmp_pa
     assert NOTHING_FIXED[0] <= result.score <= NOTHING_FIXED[1], result.message
     findings = " | ".join(result.tampering)
     assert "re-registered the %%whip_grade magic" in findings
-    assert "replaced whipnb.magic.display_last_result" in findings
+    assert "replaced whipnb.notebook.magic.display_last_result" in findings
     assert "added an IPython input transformer" in findings
     assert "registered a 'pre_run_cell' event callback" in findings
 
@@ -77,7 +77,7 @@ def test_stored_outputs_claiming_a_high_score_are_flagged(tmp_path):
     notebook.cells[0].outputs = [
         nbformat.v4.new_output(
             "display_data",
-            data={"application/vnd.whipnb.result+json": {"score": 0.99}, "text/plain": "0.99"},
+            data={"application/vnd.whipnb.core.result+json": {"score": 0.99}, "text/plain": "0.99"},
         )
     ]
     path = tmp_path / "claims.ipynb"

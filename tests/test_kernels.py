@@ -12,8 +12,8 @@ import pytest
 from jupyter_core.utils import run_sync
 from processes import MARK, marked_environment, marked_processes, wait_until_gone
 
-from whipnb.headless import KERNEL_ARGUMENTS, kernel_environment
-from whipnb.kernels import KernelPool, StartedKernel
+from whipnb.headless.kernels import KernelPool, StartedKernel
+from whipnb.headless.pipeline import KERNEL_ARGUMENTS, kernel_environment
 
 #: Booting a kernel on a machine shared with other work can take a while.
 GONE_WITHIN_S = 30
@@ -33,7 +33,7 @@ def kernel_state(kernel: StartedKernel) -> dict:
             await client.wait_for_ready(timeout=60)
             code = (
                 "import sys\n"
-                "print(sorted(m for m in ('torch', 'torch._dynamo', 'whipnb.magic',"
+                "print(sorted(m for m in ('torch', 'torch._dynamo', 'whipnb.notebook.magic',"
                 " 'whipnb.tasks.task6') if m in sys.modules),"
                 " sorted({'torch', 'whipnb', 'matplotlib'} & set(get_ipython().user_ns)),"
                 " sep='|')"
@@ -62,7 +62,7 @@ def test_a_kernel_taken_from_the_pool_is_fresh_and_warmed_up():
         assert os.listdir(kernel.workdir.name) == []  # its own empty working folder
         state = kernel_state(kernel)
         assert state["modules"] == str(
-            sorted(["torch", "torch._dynamo", "whipnb.magic", "whipnb.tasks.task6"])
+            sorted(["torch", "torch._dynamo", "whipnb.notebook.magic", "whipnb.tasks.task6"])
         )
         assert state["names"] == "[]"  # code using torch without importing it still fails
         assert pool.take() is None  # one submission asked for: no second kernel booted

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import grade_quietly
 from kernels import execute, outputs_with
 
-from whipnb.result import RESULT_MIME
+from whipnb.core.result import RESULT_MIME
 from whipnb.tasks import get_task
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"

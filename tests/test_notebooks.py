@@ -6,8 +6,8 @@ from pathlib import Path
 
 import nbformat
 
-from whipnb.headless import find_graded_cell
-from whipnb.notebooks import rendered_notebooks
+from whipnb.authoring.notebooks import rendered_notebooks
+from whipnb.headless.pipeline import find_graded_cell
 from whipnb.tasks import all_tasks
 
 ROOT = Path(__file__).resolve().parent.parent

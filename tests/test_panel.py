@@ -18,7 +18,8 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
 from whipnb import failure_result
-from whipnb.panel import (
+from whipnb.core.result import BAND_LABELS, RESULT_MIME, Check, Result
+from whipnb.notebook.panel import (
     BAND_COLOURS,
     FAIL_COLOUR,
     PASS_COLOUR,
@@ -35,7 +36,6 @@ from whipnb.panel import (
     target_met,
     text_colour_on,
 )
-from whipnb.result import BAND_LABELS, RESULT_MIME, Check, Result
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

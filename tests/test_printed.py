@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from whipnb.printed import parse_numbers, parse_printed_metrics, printed_scalar
+from whipnb.core.printed import parse_numbers, parse_printed_metrics, printed_scalar
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from kernels import write_notebook
 
-from whipnb.submissions import (
+from whipnb.headless.submissions import (
     LearnerNaming,
     find_notebooks,
     learner_from_path,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import run_submission
+from whipnb.core.runner import run_submission
 
 STEP_FIRST = "        optimizer.step()\n        loss.backward()"
 BACKWARD_FIRST = "        loss.backward()\n        optimizer.step()"

@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import Run, run_submission
+from whipnb.core.runner import Run, run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task2 import SATURATION_LOGIT, evaluate
 from whipnb.tasks.task2.saturation import DrillReport, SaturationDrill

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import run_submission
+from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task3 import MEMORY_BUDGET, held_out
 from whipnb.tasks.task3.data import CLASSES, augment, load_images, make_samples

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import run_submission
+from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task4.data import NUM_LABELS, make_data, make_samples
 from whipnb.tasks.task4.probe import BINARY, OTHER, SOFTMAX, graph_nodes, loss_kind

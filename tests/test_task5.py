@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import Run, run_submission
+from whipnb.core.runner import Run, run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task5 import data
 from whipnb.tasks.task5.probe import TrainabilityProbe

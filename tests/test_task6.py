@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from conftest import check, edit, grade_quietly
 
-from whipnb.runner import run_submission
+from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task6.cases import BATCHED, CHW, CHW_28, FC_32, HWC, INDICES, ONEHOT, script
 from whipnb.tasks.task6.data import make_data, make_samples

@@ -1,0 +1,30 @@
+"""The Python API every front end calls: grade a code string for a task by its id.
+
+The magic, the headless grading kernel, the calibration and agents all end in
+:func:`grade_source`; it looks the task up in the registry and hands it to the
+grading core, so a submission scores the same everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from whipnb.core.grading import grade
+from whipnb.core.result import Result
+from whipnb.core.runner import Executor, exec_executor
+from whipnb.tasks import get_task
+
+
+def grade_source(
+    task_id: str,
+    source: str,
+    *,
+    namespace: dict[str, Any] | None = None,
+    executor: Executor = exec_executor,
+) -> Result:
+    """Run ``source`` as a submission for ``task_id`` and grade what it did.
+
+    Raises :class:`~whipnb.tasks.UnknownTaskError` for an unknown task; any
+    error in the submission itself is part of the grade, never raised.
+    """
+    return grade(get_task(task_id), source, namespace=namespace, executor=executor)

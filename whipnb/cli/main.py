@@ -1,0 +1,50 @@
+"""``whipnb``: the command line, for instructors and course pipelines.
+
+``whipnb grade PATH... [--jobs N] [--timeout S] [--json FILE] [--csv FILE]``
+grades notebooks (files, or folders searched recursively) in fresh kernels, N
+at a time, each under a time and a memory limit, records every result in the
+gradebook the moment it is known and prints a table.  Exit status 0 whenever
+every notebook got a record, whatever the scores (contract 3); 2 when there is
+nothing to grade; 130 when interrupted (what finished is kept: run the same
+command again to grade the rest).
+
+``whipnb export`` writes CSV (long and wide), JSON records and Gradescope
+results from the gradebook; ``whipnb report`` an HTML report;
+``whipnb tasks`` lists the tasks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import whipnb.cli.lean_imports  # noqa: F401 - before anything imports nbformat
+from whipnb.cli import export, grade, report, tasks
+from whipnb.version import __version__
+
+#: The sub-commands, in the order ``--help`` lists them; each module registers its
+#: parser and runs it (imports that cost time happen inside ``run``).
+COMMANDS = (grade, export, report, tasks)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="whipnb", description=__doc__.split("\n\n")[0])
+    main.add_argument("--version", action="version", version=f"whipnb {__version__}")
+    commands = main.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.register(commands)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # before or after a batch: nothing half-done to report
+        print("interrupted")
+        return grade.INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

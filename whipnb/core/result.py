@@ -1,0 +1,129 @@
+"""The result of grading one submission, and its serialised form (the result bundle).
+
+The bundle is a contract read by the headless grader, the exports and other
+tools, so its field names never change; new fields may be added.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whipnb.version import __version__
+
+RESULT_MIME = "application/vnd.whipnb.core.result+json"
+
+#: Statuses of the contract (PRODUCT.md, contract 4).
+GRADED = "graded"
+TIMEOUT = "timeout"
+MEMORY = "memory"
+KERNEL_DIED = "kernel_died"
+INVALID = "invalid"
+STATUSES = (GRADED, TIMEOUT, MEMORY, KERNEL_DIED, INVALID)
+
+#: The seed's "score interpretation" table, best first: (lowest score, label).
+BAND_LABELS: tuple[tuple[float, str], ...] = (
+    (0.90, "Excellent"),
+    (0.70, "Good"),
+    (0.40, "Partial"),
+    (0.15, "Minimal"),
+    (0.0, "Failed"),
+)
+
+
+def band_label(score: float) -> str:
+    """Name the seed's interpretation band a score falls in."""
+    for lowest, label in BAND_LABELS:
+        if score >= lowest:
+            return label
+    return "Failed"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One finding about the submission, in words a learner understands."""
+
+    id: str
+    title: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Result:
+    """Everything the panel, the CLI and the exports need about one grading."""
+
+    task: str
+    score: float
+    status: str
+    checks: list[Check]
+    metrics: dict[str, Any]
+    message: str
+    duration_s: float
+    version: str
+    rubric_row: str = ""
+    targets: dict[str, str] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    tampering: list[str] = field(default_factory=list)
+
+    @property
+    def band(self) -> str:
+        return band_label(self.score)
+
+    @property
+    def passed_all(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def to_bundle(self) -> dict[str, Any]:
+        """The JSON object stored under RESULT_MIME (contract 2)."""
+        bundle = asdict(self)
+        bundle["band"] = self.band
+        bundle["checks"] = [asdict(check) for check in self.checks]
+        return json.loads(json.dumps(bundle, default=_jsonable))
+
+    @classmethod
+    def from_bundle(cls, bundle: dict[str, Any]) -> Result:
+        fields = {key: bundle[key] for key in cls.__dataclass_fields__ if key in bundle}
+        fields["checks"] = [Check(**check) for check in bundle.get("checks", [])]
+        return cls(**fields)
+
+
+def _jsonable(value: Any) -> Any:
+    """Numbers from numpy or torch become plain floats; anything else its repr."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def failure_result(task_id: str, status: str, message: str, duration_s: float = 0.0) -> Result:
+    """A record for a submission that could not be graded normally (docs/CONTRACTS.md, statuses)."""
+    return Result(
+        task=task_id,
+        score=0.0,
+        status=status,
+        checks=[],
+        metrics={},
+        message=message,
+        duration_s=round(duration_s, 3),
+        version=__version__,
+    )
+
+
+def as_record(path: str | Path, result: Result) -> dict[str, Any]:
+    """The JSON record of contract 3 (docs/CONTRACTS.md)."""
+    bundle = result.to_bundle()
+    keys = (
+        "task",
+        "score",
+        "band",
+        "status",
+        "checks",
+        "metrics",
+        "message",
+        "duration_s",
+        "tampering",
+    )
+    return {"path": str(path), **{key: bundle[key] for key in keys}}

@@ -1,0 +1,192 @@
+"""Exports of the gradebook: for a spreadsheet, an LMS, scripts and Gradescope.
+
+All exports report the newest grading of each learner and task
+(:meth:`~whipnb.gradebook.store.Gradebook.latest`):
+
+- ``long`` CSV: one row per learner and task (learner, task, score, band, status, ...);
+- ``wide`` CSV: one row per learner, a score column per task and a total;
+- JSON: the records of contract 3, with learner, content hash and time;
+- Gradescope: ``<learner>/results.json`` per learner in Gradescope's autograder
+  format, one test per task (the points) and one per check (the findings).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from whipnb.core.result import GRADED
+from whipnb.gradebook.store import Grading
+from whipnb.tasks import UnknownTaskError, get_task
+
+LONG_FIELDS = (
+    "learner",
+    "task",
+    "score",
+    "band",
+    "status",
+    "message",
+    "path",
+    "content_hash",
+    "graded_at",
+    "version",
+)
+#: Gradescope's documented visibility settings.
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+RESULTS_JSON = "results.json"
+
+
+def write_long_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
+    rows = [grading.record() | {"graded_at": grading.finished_at} for grading in gradings]
+    _write_csv(path, LONG_FIELDS, rows)
+
+
+def write_wide_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
+    """One row per learner: a column per task (empty when not submitted) and the total."""
+    tasks = task_columns(gradings)
+    scores: dict[str, dict[str, float]] = {}
+    for grading in gradings:
+        own = scores.setdefault(grading.learner, {})
+        if grading.result.task in tasks:
+            own[grading.result.task] = grading.result.score
+    rows = [
+        {"learner": learner, **by_task, "total": round(sum(by_task.values()), 4)}
+        for learner, by_task in sorted(scores.items())
+    ]
+    _write_csv(path, ("learner", *tasks, "total"), rows)
+
+
+def write_json(path: str | Path, gradings: Sequence[Grading]) -> None:
+    records = [grading.record() for grading in gradings]
+    Path(path).write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+
+
+def task_columns(gradings: Sequence[Grading]) -> list[str]:
+    """The known tasks among the gradings, in task order (unknown names have no column)."""
+    known = set()
+    for grading in gradings:
+        try:
+            known.add(get_task(grading.result.task).id)
+        except UnknownTaskError:
+            continue
+    return sorted(known, key=lambda task: int(task.removeprefix("task")))
+
+
+def write_gradescope(
+    folder: str | Path,
+    gradings: Sequence[Grading],
+    *,
+    points: float = 1.0,
+    visibility: str = "visible",
+    test_visibility: str = "visible",
+    stdout_visibility: str = "hidden",
+) -> list[Path]:
+    """Write ``<folder>/<learner>/results.json`` for every learner; returns the files."""
+    for setting in (visibility, test_visibility, stdout_visibility):
+        if setting not in VISIBILITIES:
+            raise ValueError(f"unknown visibility {setting!r}; one of {', '.join(VISIBILITIES)}")
+    by_learner: dict[str, list[Grading]] = defaultdict(list)
+    for grading in gradings:
+        by_learner[grading.learner].append(grading)
+    written = []
+    for learner, own in sorted(by_learner.items()):
+        results = gradescope_results(own, points, visibility, test_visibility, stdout_visibility)
+        target = Path(folder) / safe_name(learner) / RESULTS_JSON
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        written.append(target)
+    return written
+
+
+def gradescope_results(
+    gradings: Sequence[Grading],
+    points: float,
+    visibility: str,
+    test_visibility: str,
+    stdout_visibility: str,
+) -> dict[str, Any]:
+    """One learner's results: a scored test per task (score x points), then an unscored
+    pass/fail test per check, whose output is the finding in words."""
+    tests: list[dict[str, Any]] = []
+    for number, grading in enumerate(gradings, start=1):
+        result = grading.result
+        tests.append(
+            {
+                "score": round(result.score * points, 4),
+                "max_score": points,
+                "status": "passed" if result.passed_all else "failed",
+                "name": f"{result.task}: {_title(result.task)}",
+                "number": str(number),
+                "output": _task_output(grading),
+                "output_format": "text",
+                "tags": [result.task, result.status],
+                "visibility": visibility,
+            }
+        )
+        tests.extend(
+            {
+                "status": "passed" if check.passed else "failed",
+                "name": f"{result.task}: {check.title}",
+                "number": f"{number}.{index}",
+                "output": check.detail,
+                "output_format": "text",
+                "tags": [result.task, check.id],
+                "visibility": test_visibility,
+            }
+            for index, check in enumerate(result.checks, start=1)
+        )
+    return {
+        "score": round(sum(test.get("score", 0.0) for test in tests), 4),
+        "execution_time": round(sum(g.result.duration_s for g in gradings), 3),
+        "output": "\n".join(_task_output(grading) for grading in gradings),
+        "output_format": "text",
+        "visibility": visibility,
+        "stdout_visibility": stdout_visibility,
+        "extra_data": {
+            "learner": gradings[0].learner if gradings else "",
+            "whipnb_version": gradings[0].version if gradings else "",
+            "submissions": [
+                {
+                    "task": g.result.task,
+                    "path": g.path,
+                    "content_hash": g.content_hash,
+                    "status": g.result.status,
+                    "graded_at": g.finished_at,
+                }
+                for g in gradings
+            ],
+        },
+        "tests": tests,
+    }
+
+
+def safe_name(learner: str) -> str:
+    """A learner id usable as one folder name."""
+    return re.sub(r"[^\w.@+-]+", "_", learner).strip("._") or "_"
+
+
+def _task_output(grading: Grading) -> str:
+    result = grading.result
+    head = f"{result.task}: score {result.score:.3f} ({result.band})"
+    if result.status != GRADED:
+        head += f", not graded: {result.status}"
+    return f"{head}. {result.message}".strip()
+
+
+def _title(task: str) -> str:
+    try:
+        return get_task(task).title
+    except UnknownTaskError:
+        return "unreadable submission"
+
+
+def _write_csv(path: str | Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,211 @@
+"""``whipnb report``: one self-contained HTML page about a class's gradebook.
+
+Per task: the score distribution (a matplotlib histogram, embedded as PNG),
+the pass rate of every check, sorted so the bugs learners miss most come
+first, and the submissions that were not graded (timeout, memory, dead
+kernel, invalid) with their messages.  Then every record whose ``tampering``
+findings are not empty.  Everything learners wrote (ids, messages, findings)
+is escaped by the template engine: a hostile exception message stays text.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, select_autoescape
+from matplotlib.figure import Figure
+
+from whipnb.core.result import BAND_LABELS, GRADED, STATUSES
+from whipnb.gradebook.store import Grading, now, task_order
+from whipnb.tasks import UnknownTaskError, get_task
+
+TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>whipnb grading report</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #1a1a1a; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.75em; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.rate { display: inline-block; height: 0.8em; background: #3b6ea8; }
+section { margin-bottom: 2.5em; }
+</style></head><body>
+<h1>whipnb grading report</h1>
+<p>{{ learners }} learners, {{ gradings|length }} submissions (the newest of each learner
+and task), generated {{ generated }} from <code>{{ source }}</code>.</p>
+<table><tr>{% for status in statuses %}<th>{{ status }}</th>{% endfor %}</tr>
+<tr>{% for status in statuses %}<td class="num">{{ status_counts[status] }}</td>{% endfor %}</tr>
+</table>
+{% for task in tasks %}
+<section id="{{ task.id }}">
+<h2>{{ task.id }}: {{ task.title }}</h2>
+<p>{{ task.count }} submissions, {{ task.graded }} graded{% if task.graded %};
+mean score {{ "%.3f"|format(task.mean) }}, median {{ "%.3f"|format(task.median) }}{% endif %}.</p>
+<img alt="score distribution of {{ task.id }}" src="data:image/png;base64,{{ task.plot }}">
+<h3>Checks, most missed first</h3>
+{% if task.checks %}
+<table><tr><th>check</th><th>passed</th><th>pass rate</th><th></th></tr>
+{% for check in task.checks %}
+<tr><td>{{ check.title }} <small>({{ check.id }})</small></td>
+<td class="num">{{ check.passed }} / {{ check.total }}</td>
+<td class="num">{{ "%.0f"|format(100 * check.rate) }}%</td>
+<td><span class="rate" style="width: {{ (100 * check.rate)|round|int }}px"></span></td></tr>
+{% endfor %}</table>
+{% else %}<p>No graded submission yet.</p>{% endif %}
+<h3>Not graded</h3>
+{% if task.failures %}
+<table><tr><th>learner</th><th>status</th><th>message</th><th>file</th></tr>
+{% for g in task.failures %}
+<tr><td>{{ g.learner }}</td><td>{{ g.result.status }}</td><td>{{ g.result.message }}</td>
+<td><code>{{ g.path }}</code></td></tr>
+{% endfor %}</table>
+{% else %}<p>Every submission was graded.</p>{% endif %}
+</section>
+{% endfor %}
+<section id="tampering">
+<h2>Tampering</h2>
+{% if tampered %}
+<p>The grader found and undid these changes to itself while grading; the scores
+were computed with the originals restored.</p>
+<table><tr><th>learner</th><th>task</th><th>score</th><th>findings</th><th>file</th></tr>
+{% for g in tampered %}
+<tr><td>{{ g.learner }}</td><td>{{ g.result.task }}</td>
+<td class="num">{{ "%.3f"|format(g.result.score) }}</td>
+<td><ul>{% for finding in g.result.tampering %}<li>{{ finding }}</li>{% endfor %}</ul></td>
+<td><code>{{ g.path }}</code></td></tr>
+{% endfor %}</table>
+{% else %}<p>No tampering was detected.</p>{% endif %}
+</section>
+</body></html>
+"""
+
+
+@dataclass(frozen=True)
+class CheckRate:
+    id: str
+    title: str
+    passed: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.passed / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    id: str
+    title: str
+    gradings: list[Grading]
+    plot: str  # base64 PNG
+
+    @property
+    def count(self) -> int:
+        return len(self.gradings)
+
+    @property
+    def scores(self) -> list[float]:
+        return [g.result.score for g in self.gradings if g.result.status == GRADED]
+
+    @property
+    def graded(self) -> int:
+        return len(self.scores)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.scores)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.scores)
+
+    @property
+    def checks(self) -> list[CheckRate]:
+        return check_rates(self.gradings)
+
+    @property
+    def failures(self) -> list[Grading]:
+        return [g for g in self.gradings if g.result.status != GRADED]
+
+
+def check_rates(gradings: Sequence[Grading]) -> list[CheckRate]:
+    """How often each check passed among graded submissions, least often first."""
+    passed: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    titles: dict[str, str] = {}
+    for grading in gradings:
+        if grading.result.status != GRADED:
+            continue
+        for check in grading.result.checks:
+            titles.setdefault(check.id, check.title)
+            total[check.id] += 1
+            passed[check.id] += check.passed
+    rates = [CheckRate(key, titles[key], passed[key], total[key]) for key in titles]
+    return sorted(rates, key=lambda rate: (rate.rate, rate.id))
+
+
+def score_histogram(gradings: Sequence[Grading]) -> str:
+    """A base64 PNG: graded scores and non-graded ones stacked, with the band limits."""
+    figure = Figure(figsize=(6.0, 2.4), dpi=100)
+    axes = figure.subplots()
+    graded = [g.result.score for g in gradings if g.result.status == GRADED]
+    other = [g.result.score for g in gradings if g.result.status != GRADED]
+    bins = [step / 20 for step in range(21)]
+    axes.hist(
+        [graded, other],
+        bins=bins,
+        stacked=True,
+        color=["#3b6ea8", "#c44e52"],
+        label=["graded", "not graded"],
+    )
+    for lowest, label in BAND_LABELS[:-1]:
+        axes.axvline(lowest, color="#888", linestyle=":", linewidth=1)
+        axes.text(lowest, 1.0, f" {label}", transform=axes.get_xaxis_transform(), va="top")
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("score")
+    axes.set_ylabel("submissions")
+    axes.yaxis.get_major_locator().set_params(integer=True)
+    axes.legend(loc="upper left", fontsize="small", frameon=False, bbox_to_anchor=(0, 0.85))
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def build_report(gradings: Sequence[Grading], source: str = "the gradebook") -> str:
+    """The HTML page for these gradings (normally the gradebook's newest per learner and task)."""
+    by_task: dict[str, list[Grading]] = {}
+    for grading in gradings:
+        by_task.setdefault(grading.result.task, []).append(grading)
+    tasks = [
+        TaskSummary(task, _title(task), own, score_histogram(own))
+        for task, own in sorted(by_task.items(), key=lambda item: task_order(item[0]))
+    ]
+    environment = Environment(autoescape=select_autoescape(default=True))
+    return environment.from_string(TEMPLATE).render(
+        gradings=gradings,
+        learners=len({g.learner for g in gradings}),
+        generated=now(),
+        source=source,
+        statuses=STATUSES,
+        status_counts=Counter(g.result.status for g in gradings),
+        tasks=tasks,
+        tampered=[g for g in gradings if g.result.tampering],
+    )
+
+
+def write_report(path: str | Path, gradings: Sequence[Grading], source: str) -> None:
+    Path(path).write_text(build_report(gradings, source), encoding="utf-8")
+
+
+def _title(task: str) -> str:
+    try:
+        return get_task(task).title
+    except UnknownTaskError:
+        return "notebooks that could not be read"
