@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 from class_inputs import graded_notebook, snapshot, valid_bodies, write_class
-from conftest import grade_quietly
+from helpers import grade_quietly
 from processes import MARK, marked_environment, marked_processes, wait_until_gone
 
 from whipnb.gradebook.store import grader_id

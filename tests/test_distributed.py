@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from class_inputs import MEMORY_BOMB, graded_notebook, valid_bodies
-from conftest import grade_quietly
+from helpers import grade_quietly
 from processes import MARK, marked_processes
 
 distributed = pytest.importorskip("distributed")

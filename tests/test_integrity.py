@@ -4,7 +4,7 @@ gets (what its code deserves) and the ``tampering`` finding that flags it."""
 from __future__ import annotations
 
 import pytest
-from conftest import edit, grade_quietly
+from helpers import edit, grade_quietly
 
 from whipnb.tasks import get_task
 
@@ -71,7 +71,8 @@ PATCHES = {
         "replaced the task1 rubric row 'none_fixed'.low",
     ),
     "function code": (
-        "import whipnb.core.rubric\nwhipnb.core.rubric.ramp.__code__ = (lambda v, w, b: 1.0).__code__\n",
+        "import whipnb.core.rubric\n"
+        "whipnb.core.rubric.ramp.__code__ = (lambda v, w, b: 1.0).__code__\n",
         "rewrote the code of whipnb.core.rubric.ramp",
     ),
     "backward probe": (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import grade_quietly
+from helpers import grade_quietly
 from kernels import execute, outputs_with
 
 from whipnb.core.result import RESULT_MIME

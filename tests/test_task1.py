@@ -5,27 +5,17 @@ Rubric rows and valid alternative fixes are covered by the calibration cases
 
 from __future__ import annotations
 
-from conftest import check, edit, grade_quietly
-
-from whipnb.core.runner import run_submission
+from helpers import check, edit, grade_quietly, run_quietly
 
 STEP_FIRST = "        optimizer.step()\n        loss.backward()"
 BACKWARD_FIRST = "        loss.backward()\n        optimizer.step()"
-
-
-def quiet_run(source):
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        return run_submission(source)
 
 
 # --- symptoms -------------------------------------------------------------------
 
 
 def test_buggy_script_never_updates_the_weights(task1):
-    run = quiet_run(task1.buggy_source)
+    run = run_quietly(task1.buggy_source)
     steps = run.evidence.steps
     assert len(steps) == 20 * 63
     assert not any(step.has_grad for step in steps)
@@ -35,13 +25,13 @@ def test_buggy_script_never_updates_the_weights(task1):
 
 
 def test_fixing_only_the_order_shows_the_exploding_loss(task1):
-    run = quiet_run(edit(task1.buggy_source, (STEP_FIRST, BACKWARD_FIRST)))
+    run = run_quietly(edit(task1.buggy_source, (STEP_FIRST, BACKWARD_FIRST)))
     assert all(step.applied_fresh_gradient for step in run.evidence.steps)
     assert max(run.evidence.losses[63:]) > 20  # spikes far above the start (about 8)
 
 
 def test_fixing_only_the_learning_rate_still_learns_nothing(task1):
-    run = quiet_run(edit(task1.buggy_source, ("lr=10.0", "lr=0.01")))
+    run = run_quietly(edit(task1.buggy_source, ("lr=10.0", "lr=0.01")))
     assert run.evidence.moving_steps == 0
     assert run.evidence.learning_rates == [0.01]
 

@@ -7,15 +7,13 @@ Rubric rows and valid alternative fixes are covered by the calibration cases
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import pytest
 import torch
-from conftest import check, edit, grade_quietly
+from helpers import check, edit, grade_quietly, run_quietly
 
-from whipnb.core.runner import Run, run_submission
+from whipnb.core.runner import Run
 from whipnb.tasks import get_task
 from whipnb.tasks.task2 import SATURATION_LOGIT, evaluate
 from whipnb.tasks.task2.saturation import DrillReport, SaturationDrill
@@ -31,8 +29,7 @@ def task2():
 
 def drilled_run(source: str) -> tuple[Run, DrillReport]:
     drill = SaturationDrill()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        run = run_submission(source, probes={"saturation": drill})
+    run = run_quietly(source, {"saturation": drill})
     return run, drill.report
 
 
@@ -172,8 +169,7 @@ def test_drill_follows_a_model_that_ends_in_sigmoid():
 
 def test_drill_leaves_training_and_the_learners_tensors_untouched(task2):
     short = edit(task2.solution_source, ("range(30)", "range(3)"))
-    with contextlib.redirect_stdout(io.StringIO()):
-        plain = run_submission(short)
+    plain = run_quietly(short)
     drilled, report = drilled_run(short)
     assert report.verdict == "held"
     assert drilled.evidence.losses == plain.evidence.losses

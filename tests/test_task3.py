@@ -6,14 +6,10 @@ calibration cases (``whipnb/tasks/task3/cases.py``, graded in ``test_calibration
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 import torch
-from conftest import check, edit, grade_quietly
+from helpers import check, edit, grade_quietly, run_quietly
 
-from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task3 import MEMORY_BUDGET, held_out
 from whipnb.tasks.task3.data import CLASSES, augment, load_images, make_samples
@@ -28,19 +24,14 @@ def task3():
     return get_task("task3")
 
 
-def quiet_run(source: str, probes: dict | None = None):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return run_submission(source, probes=probes)
-
-
 @pytest.fixture(scope="module")
 def buggy_run(task3):
-    return quiet_run(task3.buggy_source, task3.probes())
+    return run_quietly(task3.buggy_source, task3.probes())
 
 
 @pytest.fixture(scope="module")
 def graph_fixed_run(task3):
-    return quiet_run(edit(task3.buggy_source, (KEEPS_GRAPH, ITEM)), task3.probes())
+    return run_quietly(edit(task3.buggy_source, (KEEPS_GRAPH, ITEM)), task3.probes())
 
 
 # --- the data -------------------------------------------------------------------
@@ -84,7 +75,7 @@ def test_without_a_budget_the_held_memory_grows_every_epoch(task3):
     for epochs in (1, 2, 3):
         memory = GraphMemoryBudget(budget_bytes=2**40)
         source = edit(task3.buggy_source, ("EPOCHS = 8", f"EPOCHS = {epochs}"))
-        run = quiet_run(source, {"memory": memory})
+        run = run_quietly(source, {"memory": memory})
         assert run.error is None
         held.append(memory.report.held_at_exit_bytes / MIB)
     growth = [later - earlier for earlier, later in zip(held, held[1:], strict=False)]
@@ -109,21 +100,21 @@ def test_backward_frees_a_training_graph_even_when_its_loss_is_kept():
 
 
 def test_the_budget_raises_the_same_error_at_the_same_tensor_every_run(task3):
-    first = quiet_run(task3.buggy_source, task3.probes())
-    second = quiet_run(task3.buggy_source, task3.probes())
+    first = run_quietly(task3.buggy_source, task3.probes())
+    second = run_quietly(task3.buggy_source, task3.probes())
     assert str(first.error) == str(second.error)
     assert first.probes["memory"].report == second.probes["memory"].report
 
 
 def test_probes_do_not_change_what_the_script_computes(task3):
-    plain = quiet_run(task3.solution_source)
-    probed = quiet_run(task3.solution_source, task3.probes())
+    plain = run_quietly(task3.solution_source)
+    probed = run_quietly(task3.solution_source, task3.probes())
     assert plain.printed["LOSSES"] == probed.printed["LOSSES"]
     assert plain.printed["VAL_ACC"] == probed.printed["VAL_ACC"]
 
 
 def test_a_correct_script_stays_far_below_the_budget(task3):
-    run = quiet_run(task3.solution_source, task3.probes())
+    run = run_quietly(task3.solution_source, task3.probes())
     report = run.probes["memory"].report
     assert report.peak_bytes < MEMORY_BUDGET / 4
     assert report.piled_graphs == 0 and report.held_at_exit_bytes == 0
@@ -147,7 +138,7 @@ def test_a_correct_script_stays_far_below_the_budget(task3):
 )
 def test_reasonable_correct_variants_fit_the_budget_with_room(task3, replacements):
     source = edit(task3.solution_source, ("EPOCHS = 8", "EPOCHS = 2"), *replacements)
-    run = quiet_run(source, task3.probes())
+    run = run_quietly(source, task3.probes())
     report = run.probes["memory"].report
     assert run.error is None and report.piled_graphs == 0
     assert report.peak_bytes < MEMORY_BUDGET * 0.6

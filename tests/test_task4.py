@@ -7,16 +7,12 @@ calibration cases (``whipnb/tasks/task4/cases.py``, graded in
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import check, edit, grade_quietly
+from helpers import check, edit, grade_quietly, run_quietly
 
-from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task4.data import NUM_LABELS, make_data, make_samples
 from whipnb.tasks.task4.probe import BINARY, OTHER, SOFTMAX, graph_nodes, loss_kind
@@ -31,12 +27,6 @@ TRUE_TAGS_PER_SAMPLE = float(make_data()[3].sum(1).mean())
 @pytest.fixture(scope="module")
 def task4():
     return get_task("task4")
-
-
-def quiet_run(source: str):
-    task = get_task("task4")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return run_submission(source, probes=task.probes())
 
 
 def predicted_tags_per_sample(run) -> float:
@@ -59,7 +49,7 @@ def test_samples_often_carry_several_tags_or_none():
 
 
 def test_buggy_script_runs_and_predicts_exactly_one_tag_per_sample(task4):
-    run = quiet_run(task4.buggy_source)
+    run = run_quietly(task4.buggy_source, task="task4")
     assert run.error is None  # CrossEntropyLoss accepts float multi-hot targets (torch >= 1.10)
     assert set(run.probes["loss_kind"].kinds) == {SOFTMAX}
     assert (run.namespace["val_pred"].sum(1) == 1).all()
@@ -68,7 +58,7 @@ def test_buggy_script_runs_and_predicts_exactly_one_tag_per_sample(task4):
 
 
 def test_fixing_only_the_evaluation_shows_the_loss_bug(task4):
-    run = quiet_run(edit(task4.buggy_source, (ARGMAX, THRESHOLD)))
+    run = run_quietly(edit(task4.buggy_source, (ARGMAX, THRESHOLD)), task="task4")
     assert set(run.probes["loss_kind"].kinds) == {SOFTMAX}
     assert predicted_tags_per_sample(run) > 1.5 * TRUE_TAGS_PER_SAMPLE
     assert run.printed["VAL_F1"][-1] < 0.7
@@ -76,7 +66,7 @@ def test_fixing_only_the_evaluation_shows_the_loss_bug(task4):
 
 
 def test_fixing_only_the_loss_shows_the_evaluation_bug(task4):
-    run = quiet_run(edit(task4.buggy_source, (CE, BCE_LOGITS)))
+    run = run_quietly(edit(task4.buggy_source, (CE, BCE_LOGITS)), task="task4")
     assert set(run.probes["loss_kind"].kinds) == {BINARY}
     assert run.printed["LOSSES"][-1] < 0.15
     assert (run.namespace["val_pred"].sum(1) == 1).all()
@@ -88,7 +78,7 @@ def test_fixing_only_the_loss_shows_the_evaluation_bug(task4):
 
 
 def test_softmax_probabilities_cannot_pass_one_half_for_two_tags(task4):
-    run = quiet_run(task4.solution_source)
+    run = run_quietly(task4.solution_source, task="task4")
     inputs, _ = make_samples(4000, 1)
     with torch.no_grad():
         probabilities = run.namespace["model"](inputs).softmax(dim=1)
@@ -96,13 +86,15 @@ def test_softmax_probabilities_cannot_pass_one_half_for_two_tags(task4):
 
 
 def test_solution_predicts_about_as_many_tags_as_there_are(task4):
-    run = quiet_run(task4.solution_source)
+    run = run_quietly(task4.solution_source, task="task4")
     assert run.printed["VAL_F1"][-1] > 0.9
     assert abs(predicted_tags_per_sample(run) - TRUE_TAGS_PER_SAMPLE) < 0.15
 
 
 def test_bce_loss_on_raw_logits_raises(task4):
-    run = quiet_run(edit(task4.solution_source, (BCE_LOGITS, "criterion = nn.BCELoss()")))
+    run = run_quietly(
+        edit(task4.solution_source, (BCE_LOGITS, "criterion = nn.BCELoss()")), task="task4"
+    )
     assert isinstance(run.error, RuntimeError)
     assert "between 0 and 1" in str(run.error)
 

@@ -6,17 +6,12 @@ Rubric rows and valid alternative fixes are covered by the calibration cases
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 import torch
-from conftest import check, edit, grade_quietly
+from helpers import check, edit, grade_quietly, run_quietly
 
-from whipnb.core.runner import Run, run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task5 import data
-from whipnb.tasks.task5.probe import TrainabilityProbe
 
 FREEZE = "for param in model.backbone.parameters():\n    param.requires_grad = False\n"
 ALL_PARAMS = "optimizer = torch.optim.Adam(model.parameters(), lr=0.001)"
@@ -32,11 +27,6 @@ def task5():
     return get_task("task5")
 
 
-def quiet_run(source: str) -> Run:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return run_submission(source, probes={"trainability": TrainabilityProbe()})
-
-
 def backbone_unchanged(model: torch.nn.Module) -> list[bool]:
     """For each backbone tensor: still exactly its pretrained value?"""
     pretrained = data.pretrained_weights()
@@ -49,12 +39,12 @@ def backbone_unchanged(model: torch.nn.Module) -> list[bool]:
 
 
 def test_buggy_script_prints_the_mismatch(task5):
-    run = quiet_run(task5.buggy_source)
+    run = run_quietly(task5.buggy_source, task="task5")
     assert "Parameters that require grad: 132 | held by the optimizer: 4,324" in run.stdout
 
 
 def test_buggy_optimizer_holds_a_backbone_that_can_never_train(task5):
-    run = quiet_run(task5.buggy_source)
+    run = run_quietly(task5.buggy_source, task="task5")
     probe, model = run.probes["trainability"], run.namespace["model"]
     optimizer = run.namespace["optimizer"]
     backbone = list(model.backbone.parameters())
@@ -69,7 +59,10 @@ def test_buggy_optimizer_holds_a_backbone_that_can_never_train(task5):
 
 def test_the_bug_changes_no_number(task5):
     """Why the grader checks the invariant: buggy and fixed train identically."""
-    buggy, fixed = quiet_run(task5.buggy_source), quiet_run(task5.solution_source)
+    buggy, fixed = (
+        run_quietly(task5.buggy_source, task="task5"),
+        run_quietly(task5.solution_source, task="task5"),
+    )
     assert buggy.evidence.losses == fixed.evidence.losses
     losses = buggy.evidence.losses
     assert sum(losses[-13:]) < 0.2 * sum(losses[:13])  # and the loss falls for real
@@ -83,7 +76,7 @@ def test_weight_decay_skips_frozen_parameters_too(task5):
             "optimizer = torch.optim.AdamW(model.parameters(), lr=0.001, weight_decay=0.5)",
         ),
     )
-    run = quiet_run(source)
+    run = run_quietly(source, task="task5")
     assert all(backbone_unchanged(run.namespace["model"]))
 
 
@@ -102,7 +95,7 @@ def test_buggy_findings_give_the_numbers(task5):
 
 def test_unfreezing_after_a_filtered_optimizer_computes_gradients_nobody_applies(task5):
     source = edit(task5.solution_source, (FILTERED, FILTERED + "\n" + UNFREEZE.rstrip("\n")))
-    run = quiet_run(source)
+    run = run_quietly(source, task="task5")
     model = run.namespace["model"]
     assert all(param.requires_grad for param in model.backbone.parameters())
     assert all(param.grad is not None for param in model.backbone.parameters())
@@ -117,7 +110,7 @@ def test_unfreezing_after_a_filtered_optimizer_computes_gradients_nobody_applies
 def test_unfreezing_only_the_last_layer_leaves_the_first_frozen_in_the_optimizer(task5):
     last_layer = "for param in model.backbone[2].parameters():\n    param.requires_grad = True\n"
     source = edit(task5.buggy_source, (FREEZE, FREEZE + last_layer))
-    run = quiet_run(source)
+    run = run_quietly(source, task="task5")
     assert backbone_unchanged(run.namespace["model"]) == [True, True, False, False]
     detail = check(grade_quietly("task5", source), "frozen").detail
     assert "2,112 of them (backbone.0.weight, backbone.0.bias)" in detail
@@ -135,7 +128,7 @@ def test_forgotten_biases_stay_frozen_in_the_optimizer(task5):
 
 def test_unfreezing_only_after_training_is_judged_by_the_steps(task5):
     source = edit(task5.buggy_source, ("\nmodel.eval()\n", "\n" + UNFREEZE + "model.eval()\n"))
-    run = quiet_run(source)
+    run = run_quietly(source, task="task5")
     assert all(param.requires_grad for param in run.namespace["model"].parameters())
     result = grade_quietly("task5", source)
     assert result.score <= 0.25
@@ -226,8 +219,8 @@ def test_pretraining_is_deterministic_and_leaves_the_callers_rng_alone():
 def test_pretraining_is_invisible_to_the_probes(task5):
     """A cold cache (a fresh kernel) and a warm one give the same evidence, to the digit."""
     data._pretrain.cache_clear()
-    cold = quiet_run(task5.buggy_source)
-    warm = quiet_run(task5.buggy_source)
+    cold = run_quietly(task5.buggy_source, task="task5")
+    warm = run_quietly(task5.buggy_source, task="task5")
     assert len(cold.evidence.optimizers) == 1 and cold.probes["trainability"].steps == STEPS
     assert cold.evidence.losses == warm.evidence.losses
     assert len(cold.evidence.steps) == len(warm.evidence.steps) == STEPS

@@ -7,15 +7,11 @@ calibration cases (``whipnb/tasks/task6/cases.py``, graded in
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import check, edit, grade_quietly
+from helpers import check, edit, grade_quietly, run_quietly
 
-from whipnb.core.runner import run_submission
 from whipnb.tasks import get_task
 from whipnb.tasks.task6.cases import BATCHED, CHW, CHW_28, FC_32, HWC, INDICES, ONEHOT, script
 from whipnb.tasks.task6.data import make_data, make_samples
@@ -31,11 +27,6 @@ def task6():
     return get_task("task6")
 
 
-def quiet_run(task6, source):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return run_submission(source, probes=task6.probes())
-
-
 def last_model_call(run):
     return next(c for c in reversed(run.probes["shapes"].record.calls) if c.conv_input)
 
@@ -44,7 +35,7 @@ def last_model_call(run):
 
 
 def test_buggy_script_stops_at_conv1_on_channels_last_images(task6):
-    run = quiet_run(task6, task6.buggy_source)
+    run = run_quietly(task6.buggy_source, task6.probes())
     assert isinstance(run.error, RuntimeError)
     assert "expected input[40, 32, 32, 3] to have 3 channels, but got 32" in str(run.error)
     call = last_model_call(run)
@@ -52,13 +43,13 @@ def test_buggy_script_stops_at_conv1_on_channels_last_images(task6):
 
 
 def test_fixing_the_channel_order_shows_the_size_mismatch(task6):
-    run = quiet_run(task6, PIPELINE[1])
+    run = run_quietly(PIPELINE[1], task6.probes())
     assert "mat1 and mat2 shapes cannot be multiplied (40x2048 and 1568x4)" in str(run.error)
     assert last_model_call(run).raised_in == "Linear"
 
 
 def test_fixing_the_size_shows_the_one_hot_label_error(task6):
-    run = quiet_run(task6, PIPELINE[2])
+    run = run_quietly(PIPELINE[2], task6.probes())
     expected = "Expected floating point type for target with class probabilities, got Long"
     assert expected in str(run.error)
     loss = run.probes["shapes"].record.losses[0]
@@ -66,7 +57,7 @@ def test_fixing_the_size_shows_the_one_hot_label_error(task6):
 
 
 def test_fixing_the_labels_trains_then_validation_fails_without_a_batch_dimension(task6):
-    run = quiet_run(task6, PIPELINE[3])
+    run = run_quietly(PIPELINE[3], task6.probes())
     assert len(run.evidence.steps) == 3 * 50  # all three epochs trained
     assert "mat1 and mat2 shapes cannot be multiplied (32x49 and 1568x4)" in str(run.error)
     call = last_model_call(run)
@@ -75,7 +66,7 @@ def test_fixing_the_labels_trains_then_validation_fails_without_a_batch_dimensio
 
 
 def test_reference_solution_runs_and_validates(task6):
-    run = quiet_run(task6, task6.solution_source)
+    run = run_quietly(task6.solution_source, task6.probes())
     assert run.error is None
     assert run.printed["VAL_ACC"][-1] > 0.90
 
@@ -90,7 +81,7 @@ def test_reference_solution_runs_and_validates(task6):
     ids=["all but the channel order", "labels and batch", "batch only"],
 )
 def test_later_fixes_leave_the_channel_error_first(task6, source):
-    run = quiet_run(task6, source)
+    run = run_quietly(source, task6.probes())
     assert "to have 3 channels, but got 32 channels instead" in str(run.error)
 
 
@@ -109,7 +100,7 @@ def test_float_one_hot_targets_would_train_silently():
 
 def test_permuted_images_are_channels_last_and_the_network_copes(task6):
     """The channels_last trap is designed away: forward flattens with torch.flatten."""
-    network_class = quiet_run(task6, task6.buggy_source).namespace["StrokeNet"]
+    network_class = run_quietly(task6.buggy_source, task6.probes()).namespace["StrokeNet"]
     images = make_data()[0][:4].permute(0, 3, 1, 2)
     assert images.is_contiguous(memory_format=torch.channels_last)
     network = network_class()
