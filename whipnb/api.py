@@ -7,11 +7,12 @@ grading core, so a submission scores the same everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from whipnb.core.grading import grade
 from whipnb.core.result import Result
-from whipnb.core.runner import Executor, exec_executor
+from whipnb.core.runner import Executor, Run, exec_executor
 from whipnb.tasks import get_task
 
 
@@ -21,10 +22,13 @@ def grade_source(
     *,
     namespace: dict[str, Any] | None = None,
     executor: Executor = exec_executor,
+    on_assessed: Callable[[Run], None] | None = None,
 ) -> Result:
     """Run ``source`` as a submission for ``task_id`` and grade what it did.
 
     Raises :class:`~whipnb.tasks.UnknownTaskError` for an unknown task; any
     error in the submission itself is part of the grade, never raised.
     """
-    return grade(get_task(task_id), source, namespace=namespace, executor=executor)
+    return grade(
+        get_task(task_id), source, namespace=namespace, executor=executor, on_assessed=on_assessed
+    )

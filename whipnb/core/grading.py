@@ -9,7 +9,7 @@ sits below the task layer and never imports it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -41,15 +41,20 @@ def grade(
     *,
     namespace: dict[str, Any] | None = None,
     executor: Executor = exec_executor,
+    on_assessed: Callable[[Run], None] | None = None,
 ) -> Result:
     """Run ``source`` as a submission for ``task`` and grade what it did.
 
     Any error in the submission itself is part of the grade, never raised.
+    ``on_assessed`` sees the finished run once it is assessed (the headless
+    kernel picks the model to export from it).
     """
     started = time.perf_counter()
     guarded = _task_objects(task)
     run = run_submission(source, namespace, executor, dict(task.probes()), guarded)
     assessment, tampering = _assess_guarded(task, run, guarded)
+    if on_assessed is not None:
+        on_assessed(run)
     return Result(
         task=task.id,
         score=assessment.score,

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import psutil
@@ -45,6 +45,9 @@ class Limits:
     memory_mb: int = DEFAULT_MEMORY_MB
     #: Threads each kernel's numeric libraries may use (None: their default).
     threads: int | None = None
+    #: The instructor's secret the held-out data is drawn from outside the kernel
+    #: (None: ``WHIPNB_SECRET``, else a random one); never passed to a kernel.
+    secret: str | None = field(default=None, repr=False)
 
 
 class KernelWatch:

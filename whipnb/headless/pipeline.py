@@ -9,6 +9,7 @@ from the read-out cell it appended itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -33,6 +34,14 @@ from whipnb.core.result import (
 )
 from whipnb.headless.kernels import StartedKernel
 from whipnb.headless.limits import STOPPED, KernelWatch, Limits
+from whipnb.headless.measure import SECRET_ENV, grading_secret, measure_export
+from whipnb.headless.readout import (
+    ExportRecord,
+    ReadoutError,
+    displayed_bundle,
+    parse_bundle,
+    read_record,
+)
 from whipnb.headless.submissions import (  # reading submissions lives there; re-exported here
     GRADED_CELL,
     GradedCell,
@@ -41,6 +50,8 @@ from whipnb.headless.submissions import (  # reading submissions lives there; re
     guess_task,
     read_submission,
 )
+from whipnb.headless.verdict import decide
+from whipnb.notebook.export import EXPORT_FOLDER
 from whipnb.notebook.magic import HEADLESS_ENV
 from whipnb.tasks import get_task
 
@@ -52,13 +63,15 @@ KERNEL_ARGUMENTS = ["--IPKernelApp.extensions=whipnb.notebook.grading_kernel"]
 #: Numeric libraries read these at import: one thread each when kernels share the CPUs.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 READ_OUT = "from whipnb.notebook.magic import display_last_result\ndisplay_last_result()"
+#: The set-up cell: load the magic and name the export folder before the learner's code runs.
+SET_UP = "%load_ext whipnb\nfrom whipnb.notebook.magic import export_here\nexport_here()"
 
 
 def grading_notebook(cell: GradedCell) -> nbformat.NotebookNode:
     """The notebook the grader actually runs: its own cells around the learner's body."""
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [
-        nbformat.v4.new_code_cell("%load_ext whipnb"),
+        nbformat.v4.new_code_cell(SET_UP),
         nbformat.v4.new_code_cell(f"%%whip_grade {cell.task}\n{cell.body}"),
         nbformat.v4.new_code_cell(READ_OUT),
     ]
@@ -85,7 +98,7 @@ def grade_notebook(
     started = time.perf_counter()
     limits = limits or Limits()
     if timeout is not None:
-        limits = Limits(timeout, limits.memory_mb, limits.threads)
+        limits = dataclasses.replace(limits, timeout_s=timeout)
     try:
         cell = read_submission(Path(path))
     except InvalidSubmission as error:
@@ -159,6 +172,8 @@ def grade_cell(
             died = TIMEOUT
         except DeadKernelError:
             died = KERNEL_DIED
+        if died is None:  # the kernel is shut down: measure what it exported, outside it
+            result = decided_result(cell.task, notebook, Path(workdir), limits)
     elapsed = time.perf_counter() - started
     if died is not None:  # the watch's reason, if it killed the kernel, says why
         if watch.reason == STOPPED:
@@ -166,11 +181,31 @@ def grade_cell(
         reason = watch.reason or died
         status, message = _failure(reason, timeout, watch.peak_bytes, limits, kernel.get("process"))
         return failure_result(cell.task, status, message, elapsed)
-    result = read_result(notebook)
-    if result is None:
-        message = "the grader's read-out cell produced no result (the kernel may have been reset)"
-        return failure_result(cell.task, KERNEL_DIED, message, elapsed)
     result.duration_s = round(elapsed, 3)
+    return result
+
+
+def decided_result(
+    task_id: str, notebook: nbformat.NotebookNode, workdir: Path, limits: Limits
+) -> Result:
+    """The grader's verdict on what the kernel left: its read-out and export, validated,
+    and the exported model measured in a fresh process (:mod:`whipnb.headless.verdict`)."""
+    task = get_task(task_id)
+    folder = workdir / EXPORT_FOLDER
+    try:
+        shown: Result | ReadoutError = parse_bundle(
+            displayed_bundle(notebook.cells[-1].get("outputs", [])), task
+        )
+    except ReadoutError as error:
+        shown = error
+    try:
+        record: ExportRecord | ReadoutError = read_record(folder, task)
+    except ReadoutError as error:
+        record = error
+    shape = record.input_shape if isinstance(record, ExportRecord) else None
+    measured = measure_export(task.id, folder, shape, grading_secret(limits.secret))
+    result = decide(task, shown, record, measured)
+    result.tampering += forged_outputs(notebook.cells[1].get("outputs", []))
     return result
 
 
@@ -211,25 +246,6 @@ def _exit_reason(process: subprocess.Popen[bytes] | None) -> str:
         "SIGBUS": "a bus error in native code",
     }.get(name, "killed by a signal")
     return f"{name}: {explanation}"
-
-
-def read_result(notebook: nbformat.NotebookNode) -> Result | None:
-    """The result bundle from the grader's own read-out cell (the last one), if any.
-
-    Only the read-out cell counts.  Result bundles or score panels that the
-    learner's cell displayed beyond the magic's own one are forgeries: they are
-    ignored and reported in ``tampering``.
-    """
-    bundles = [
-        output["data"][RESULT_MIME]
-        for output in notebook.cells[-1].get("outputs", [])
-        if isinstance(output.get("data", {}).get(RESULT_MIME), dict)
-    ]
-    if len(bundles) != 1:
-        return None
-    result = Result.from_bundle(bundles[0])
-    result.tampering += forged_outputs(notebook.cells[1].get("outputs", []))
-    return result
 
 
 def forged_outputs(outputs: list[dict[str, Any]]) -> list[str]:
@@ -279,7 +295,7 @@ def kernel_environment(threads: int | None = None) -> dict[str, str]:
     """The grading kernel's environment: headless, no GUI backend, string hashing fixed
     (the same submission iterates sets in the same order on every run), and with
     ``threads`` set, numeric libraries limited so parallel kernels do not oversubscribe."""
-    env = dict(os.environ)
+    env = {name: value for name, value in os.environ.items() if name != SECRET_ENV}
     env[HEADLESS_ENV] = "1"
     env["MPLBACKEND"] = "Agg"
     env["PYTHONHASHSEED"] = "0"

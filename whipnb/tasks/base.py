@@ -9,15 +9,19 @@ the script and the grader's held-out set) and ``__init__.py`` with a
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whipnb.core.rubric import Assessment, Row
 from whipnb.core.runner import Run
+
+if TYPE_CHECKING:
+    from whipnb.tasks.measure import Measurement
 
 
 class Task(ABC):
@@ -51,6 +55,12 @@ class Task(ABC):
     @cached_property
     def description(self) -> str:
         return self._file("README.md")
+
+    @cached_property
+    def measurement(self) -> Measurement:
+        """How the trained model is measured outside the kernel: the ``MEASUREMENT`` of the
+        task's ``measure`` module (see :mod:`whipnb.tasks.measure`)."""
+        return importlib.import_module(f"{type(self).__module__}.measure").MEASUREMENT
 
     def row(self, key: str) -> Row:
         for row in self.rows:

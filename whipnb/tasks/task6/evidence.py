@@ -438,9 +438,12 @@ def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
     return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
 
 
-def held_out_views(layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
-    """The grader's images in the learner's layout and size, one per plausible resize."""
-    chw = _held_out()[0].permute(0, 3, 1, 2)
+def held_out_views(
+    layout: str, size: int, images: torch.Tensor | None = None
+) -> list[tuple[str, torch.Tensor]]:
+    """The grader's images (or ``images``, HWC) in the learner's layout and size, one per
+    plausible resize."""
+    chw = (_held_out()[0] if images is None else images).permute(0, 3, 1, 2)
     views: list[tuple[str, torch.Tensor]] = []
     if size == IMAGE_SIZE:
         views.append(("as generated", chw))
@@ -456,20 +459,32 @@ def held_out_views(layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
     return views
 
 
-def evaluate_held_out(model: nn.Module | None, input_shape: Shape | None) -> HeldOut | None:
-    """Accuracy of the trained model on the grader's images, in the format it was fed.
+def input_format(input_shape: Shape | None) -> tuple[str, int] | None:
+    """The layout and size of a batch shape the model was fed, if it is a batch of images."""
+    if input_shape is None or len(input_shape) != 4:
+        return None
+    layout = image_layout(input_shape[1:])
+    size = {"CHW": input_shape[2], "HWC": input_shape[1]}.get(layout)
+    return None if size is None else (layout, size)
+
+
+def evaluate_held_out(
+    model: nn.Module | None,
+    input_shape: Shape | None,
+    samples: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> HeldOut | None:
+    """Accuracy of the trained model on the grader's images (or ``samples``), in the format
+    it was fed.
 
     When the learner resized, the resize method that suits the model best is
     picked on the first 250 images, then the model is measured on all of them.
     """
-    if model is None or input_shape is None or len(input_shape) != 4:
+    found = input_format(input_shape)
+    if model is None or found is None:
         return None
-    layout = image_layout(input_shape[1:])
-    size = {"CHW": input_shape[2], "HWC": input_shape[1]}.get(layout)
-    if size is None:
-        return None
-    _, labels = _held_out()
-    views = held_out_views(layout, size)
+    layout, size = found
+    images, labels = _held_out() if samples is None else samples
+    views = held_out_views(layout, size, images)
     if len(views) > 1:
         scores = [
             _evaluate(model, view[:SELECTION_SIZE], labels[:SELECTION_SIZE]) for _, view in views

@@ -1,0 +1,174 @@
+"""The grader's own decision: what the kernel claims, checked against what was measured
+outside it.
+
+The kernel's result (read-out cell and exported record, validated by
+:mod:`whipnb.headless.readout`) is a claim.  It is recorded only when
+
+* the read-out and the record agree (nothing rewrote the result after grading),
+  and no thread the learner started was still running when grading finished;
+* every held-out metric the kernel reports matches the exported graph measured
+  on the same public held-out set (the model the kernel assessed is the model
+  that was exported, and nothing doctored the numbers);
+* the graph does not do markedly better on the public held-out set than on a
+  fresh set from the instructor's secret (no model that knows the public set);
+* the claimed rubric row is one the measured model can be in and its score is
+  no higher than the row gives those metrics
+  (:meth:`~whipnb.tasks.measure.Measurement.supported`).
+
+Anything else means the claim cannot be taken at its word: the run gets the
+lowest row at its bottom, and the record says what was found.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from whipnb.core.result import GRADED, Check, Result
+from whipnb.headless.measure import Measured
+from whipnb.headless.readout import ExportRecord, ReadoutError, row_key
+from whipnb.tasks import Task
+
+#: Scores are rounded to four digits; a claim may exceed the supported score by rounding.
+SCORE_SLACK = 1e-4
+OUTSIDE_PREFIX = "outside_"
+
+
+def decide(
+    task: Task,
+    shown: Result | ReadoutError,
+    record: ExportRecord | ReadoutError,
+    measured: Measured,
+) -> Result:
+    """The recorded result of one grading (see the module)."""
+    if isinstance(record, ReadoutError):
+        return void(task, [f"the grading's exported record is unusable: {record}"], measured)
+    claimed = record.result
+    findings = _consistency(shown, record)
+    findings += _measured_findings(task, claimed, measured)
+    if findings:
+        return void(task, findings, measured, claimed)
+    claimed.metrics.update(_outside_metrics(measured))
+    return claimed
+
+
+def _consistency(shown: Result | ReadoutError, record: ExportRecord) -> list[str]:
+    findings = []
+    if isinstance(shown, ReadoutError):
+        findings.append(f"the read-out cell's result is not a valid result bundle: {shown}")
+    elif not _same(shown, record.result):
+        findings.append(
+            f"the read-out cell showed a result (score {shown.score:.4f}, "
+            f"{shown.rubric_row!r}) other than the one the grading exported "
+            f"(score {record.result.score:.4f}): something rewrote it after grading"
+        )
+    if record.threads:
+        findings.append(
+            f"{record.threads} thread(s) started by the code were still running when grading "
+            "finished (they could rewrite the result)"
+        )
+    return findings
+
+
+def _same(a: Result, b: Result) -> bool:
+    return (
+        a.score == b.score
+        and a.status == b.status
+        and a.rubric_row == b.rubric_row
+        and a.message == b.message
+        and a.checks == b.checks
+        and _same_numbers(a.metrics, b.metrics)
+    )
+
+
+def _same_numbers(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key, value in a.items():
+        other = b[key]
+        both_nan = (
+            isinstance(value, float)
+            and isinstance(other, float)
+            and math.isnan(value)
+            and math.isnan(other)
+        )
+        if value != other and not both_nan:
+            return False
+    return True
+
+
+def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[str]:
+    """Where the kernel's claim goes beyond, or contradicts, the outside measurement."""
+    spec = task.measurement
+    findings = []
+    for key, compared in spec.compared.items():
+        reported = _number(claimed.metrics.get(compared.bundle_key))
+        public, secret = measured.public.get(key), measured.secret.get(key)
+        if reported is not None and public is not None:
+            if abs(reported - public) > compared.same_set_tolerance * max(1.0, abs(public)):
+                findings.append(
+                    f"the kernel reports {compared.bundle_key} {reported:.4f}, but the exported "
+                    f"model measures {public:.4f} on the same held-out data"
+                )
+        if public is not None and secret is not None:
+            gap = (public - secret) if compared.higher_is_better else (secret - public)
+            if gap > compared.noise:
+                findings.append(
+                    f"the model's {key} is {public:.4f} on the grader's public held-out data "
+                    f"but {secret:.4f} on fresh data from the same distribution: it knows the "
+                    "public samples"
+                )
+    supported = spec.supported(row_key(task, claimed), measured.public)
+    row = next(r for r in task.rows if r.condition == claimed.rubric_row)
+    if supported is None:
+        what = measured.error or ", ".join(f"{k} {_shown(v)}" for k, v in measured.public.items())
+        findings.append(
+            f"the kernel claims the row {row.condition!r}, which the model measured outside "
+            f"the kernel does not reach ({what})"
+        )
+    elif claimed.score > row.score(supported) + SCORE_SLACK:
+        findings.append(
+            f"the kernel claims {claimed.score:.4f}, more than the {row.score(supported):.4f} "
+            "the measured model supports in that row"
+        )
+    return findings
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _shown(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
+
+
+def _outside_metrics(measured: Measured) -> dict[str, float | None]:
+    """The secret-set measurement, for the record (``outside_accuracy`` and so on)."""
+    return {OUTSIDE_PREFIX + key: value for key, value in measured.secret.items()}
+
+
+def void(
+    task: Task, findings: list[str], measured: Measured, claimed: Result | None = None
+) -> Result:
+    """The lowest row at its bottom, with what was found."""
+    row = task.crash_row
+    detail = "; ".join(findings)
+    check = Check(
+        "integrity", "The result is the grading's, and the measured model backs it", False, detail
+    )
+    return Result(
+        task=task.id,
+        score=row.score(0.0),
+        status=GRADED,
+        checks=[check],
+        metrics=_outside_metrics(measured),
+        message="This run cannot be graded honestly: " + detail,
+        duration_s=claimed.duration_s if claimed else 0.0,
+        version=claimed.version if claimed else "",
+        rubric_row=row.condition,
+        targets=dict(task.targets),
+        losses=claimed.losses if claimed else [],
+        tampering=findings + (claimed.tampering if claimed else []),
+    )

@@ -1,0 +1,78 @@
+"""Task 3's outside measurement: the CNN on fresh symbol images.
+
+Leakage and piled-up graphs are in-kernel evidence; the measured accuracy
+on images nobody has seen bounds what they can earn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from whipnb.core.rubric import ramp
+from whipnb.core.runner import Run
+from whipnb.tasks.common import find_model
+from whipnb.tasks.measure import (
+    Compared,
+    Measurement,
+    Metrics,
+    ModelCallable,
+    Traceable,
+    above,
+    classifier_metrics,
+)
+from whipnb.tasks.task3 import (
+    ACCURACY_CEILING,
+    ACCURACY_TARGET,
+    HELD_OUT_SEED,
+    HELD_OUT_SIZE,
+    held_out,
+)
+from whipnb.tasks.task3.data import make_samples
+
+
+class Task3Measurement(Measurement):
+    held_out_seed = HELD_OUT_SEED
+    held_out_size = HELD_OUT_SIZE
+    compared = {
+        "accuracy": Compared("heldout_accuracy", True, 0.03),
+        "loss": Compared("heldout_loss", False, 0.05),
+    }
+
+    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if seed == self.held_out_seed:
+            return held_out()  # the task's cached copy: the same tensors, generated once
+        return make_samples(self.held_out_size, seed)
+
+    def model(self, run: Run) -> Traceable | None:
+        model = find_model(run)
+        return None if model is None else Traceable(model, held_out()[0])
+
+    def measure(
+        self,
+        model: ModelCallable,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        input_shape: tuple[int, ...] = (),
+    ) -> Metrics:
+        return classifier_metrics(model, inputs, labels)
+
+    def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:
+        accuracy = metrics.get("accuracy")
+        if row_key == "fixed":
+            if not above(accuracy, ACCURACY_TARGET):
+                return None
+            return 0.85 * ramp(accuracy, ACCURACY_TARGET, ACCURACY_CEILING) + 0.15
+        if row_key == "fixed_short":
+            return ramp(accuracy, 0.5, ACCURACY_TARGET)
+        if row_key == "one_fixed":
+            return ramp(accuracy, 0.5, ACCURACY_CEILING)
+        if row_key in ("none_fixed", "crash"):
+            return ramp(accuracy, 0.25, ACCURACY_CEILING)
+        if row_key == "oom":
+            return 0.5 + 0.5 * ramp(accuracy, 0.25, ACCURACY_CEILING)
+        return None
+
+
+MEASUREMENT = Task3Measurement()

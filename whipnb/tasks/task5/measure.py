@@ -1,0 +1,83 @@
+"""Task 5's outside measurement: the transfer network on fresh sensor readings.
+
+The bug itself (frozen parameters handed to the optimizer) leaves no trace in
+the trained model: the buggy script trains its head exactly as the fix does.
+Which of the rows a well-trained model lands in therefore rests on in-kernel
+evidence; the measurement bounds each row by the accuracy and loss it supports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from whipnb.core.rubric import ramp
+from whipnb.core.runner import Run
+from whipnb.tasks.measure import (
+    Compared,
+    Measurement,
+    Metrics,
+    ModelCallable,
+    Traceable,
+    above,
+    classifier_metrics,
+)
+from whipnb.tasks.task5 import (
+    ACCURACY_CEILING,
+    ACCURACY_TARGET,
+    CHANCE,
+    HELD_OUT_SEED,
+    HELD_OUT_SIZE,
+    _trained_model,
+)
+from whipnb.tasks.task5.data import make_samples
+
+
+class Task5Measurement(Measurement):
+    held_out_seed = HELD_OUT_SEED
+    held_out_size = HELD_OUT_SIZE
+    compared = {
+        "accuracy": Compared("heldout_accuracy", True, 0.03),
+        "loss": Compared("heldout_loss", False, 0.05),
+    }
+
+    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(self.held_out_size, seed)
+
+    def model(self, run: Run) -> Traceable | None:
+        model = _trained_model(run, run.probes["trainability"])
+        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
+
+    def measure(
+        self,
+        model: ModelCallable,
+        inputs: torch.Tensor,
+        labels: torch.Tensor,
+        input_shape: tuple[int, ...] = (),
+    ) -> Metrics:
+        return classifier_metrics(model, inputs, labels)
+
+    def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:
+        accuracy, loss = metrics.get("accuracy"), metrics.get("loss")
+        accuracy_quality = ramp(accuracy, CHANCE, ACCURACY_CEILING)
+        if row_key == "fixed":
+            if not above(accuracy, ACCURACY_TARGET):
+                return None
+            return (
+                0.6 * ramp(accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
+                + 0.3 * ramp(loss, 0.45, 0.15)
+                + 0.1
+            )
+        if row_key == "fixed_short":
+            return ramp(accuracy, CHANCE, ACCURACY_TARGET)
+        if row_key == "partial":
+            return 0.8 + 0.2 * accuracy_quality
+        if row_key == "none_fixed":
+            return 0.5 + 0.5 * accuracy_quality
+        if row_key == "crash":
+            return accuracy_quality
+        return None
+
+
+MEASUREMENT = Task5Measurement()
