@@ -218,12 +218,13 @@ def _targets(value: Any) -> dict[str, str]:
 
 
 def _losses(value: Any) -> list[float]:
+    """Numbers; ``null`` is a NaN loss (Jupyter's messages carry NaN as null)."""
     _require(isinstance(value, list) and len(value) <= MAX_LOSSES, "the losses are not a list")
     _require(
-        all(isinstance(x, int | float) and not isinstance(x, bool) for x in value),
+        all(x is None or (isinstance(x, int | float) and not isinstance(x, bool)) for x in value),
         "a loss is not a number",
     )
-    return [float(x) for x in value]
+    return [math.nan if x is None else float(x) for x in value]
 
 
 def _duration(value: Any) -> float:

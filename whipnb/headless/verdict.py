@@ -28,10 +28,15 @@ from whipnb.core.result import GRADED, Check, Result
 from whipnb.headless.measure import Measured
 from whipnb.headless.readout import ExportRecord, ReadoutError, row_key
 from whipnb.tasks import Task
+from whipnb.tasks.measure import Compared
 
 #: Scores are rounded to four digits; a claim may exceed the supported score by rounding.
 SCORE_SLACK = 1e-4
 OUTSIDE_PREFIX = "outside_"
+#: A model's held-out loss beyond this multiple of its final training loss (plus the
+#: margin) cannot come from the recorded training run, where a task says so.
+LOSS_OVERFIT_FACTOR = 3.0
+LOSS_OVERFIT_MARGIN = 1.0
 
 
 def decide(
@@ -49,6 +54,30 @@ def decide(
     if findings:
         return void(task, findings, measured, claimed)
     claimed.metrics.update(_outside_metrics(measured))
+    unverified = _unverified(task, claimed, measured, record.export_error)
+    return _row_minimum(task, claimed, unverified) if unverified else claimed
+
+
+def _unverified(task: Task, claimed: Result, measured: Measured, export_error: str) -> str:
+    """Why the kernel's held-out metrics could not be checked, when it reports some."""
+    reported = [
+        c.bundle_key
+        for key, c in task.measurement.compared.items()
+        if _number(claimed.metrics.get(c.bundle_key)) is not None
+        and measured.public.get(key) is None
+    ]
+    if not reported:
+        return ""
+    why = export_error or measured.error or "the exported model gave no measurement"
+    return f"the kernel's {', '.join(reported)} could not be checked outside the kernel ({why})"
+
+
+def _row_minimum(task: Task, claimed: Result, why: str) -> Result:
+    """Unverifiable metrics earn nothing within the row: its minimum, and why."""
+    row = next(r for r in task.rows if r.condition == claimed.rubric_row)
+    claimed.score = min(claimed.score, row.score(0.0))
+    claimed.checks.append(Check("measured", "The trained model is measured outside", False, why))
+    claimed.message += f" Scored at the row's minimum: {why}."
     return claimed
 
 
@@ -82,19 +111,12 @@ def _same(a: Result, b: Result) -> bool:
 
 
 def _same_numbers(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
-    if a.keys() != b.keys():
-        return False
-    for key, value in a.items():
-        other = b[key]
-        both_nan = (
-            isinstance(value, float)
-            and isinstance(other, float)
-            and math.isnan(value)
-            and math.isnan(other)
-        )
-        if value != other and not both_nan:
-            return False
-    return True
+    """Equal metrics, where NaN equals NaN and null (a NaN after Jupyter's messages)."""
+    return a.keys() == b.keys() and all(_nan_free(a[k]) == _nan_free(b[k]) for k in a)
+
+
+def _nan_free(value: object) -> object:
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[str]:
@@ -103,21 +125,10 @@ def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[
     findings = []
     for key, compared in spec.compared.items():
         reported = _number(claimed.metrics.get(compared.bundle_key))
-        public, secret = measured.public.get(key), measured.secret.get(key)
-        if reported is not None and public is not None:
-            if abs(reported - public) > compared.same_set_tolerance * max(1.0, abs(public)):
-                findings.append(
-                    f"the kernel reports {compared.bundle_key} {reported:.4f}, but the exported "
-                    f"model measures {public:.4f} on the same held-out data"
-                )
-        if public is not None and secret is not None:
-            gap = (public - secret) if compared.higher_is_better else (secret - public)
-            if gap > compared.noise:
-                findings.append(
-                    f"the model's {key} is {public:.4f} on the grader's public held-out data "
-                    f"but {secret:.4f} on fresh data from the same distribution: it knows the "
-                    "public samples"
-                )
+        findings += _metric_findings(
+            key, compared, reported, measured.public.get(key), measured.secret.get(key)
+        )
+    findings += _losses_findings(spec.training_loss_key, claimed.losses, measured)
     supported = spec.supported(row_key(task, claimed), measured.public)
     row = next(r for r in task.rows if r.condition == claimed.rubric_row)
     if supported is None:
@@ -132,6 +143,51 @@ def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[
             "the measured model supports in that row"
         )
     return findings
+
+
+def _metric_findings(
+    key: str,
+    compared: Compared,
+    reported: float | None,
+    public: float | None,
+    secret: float | None,
+) -> list[str]:
+    """The kernel's number against the graph's on the same set, and the graph's public
+    set against the secret one."""
+    findings = []
+    scale = max(1.0, abs(public or 0.0))  # a loss's noise grows with the loss
+    tolerance = compared.same_set_tolerance * scale
+    if reported is not None and public is not None and abs(reported - public) > tolerance:
+        findings.append(
+            f"the kernel reports {compared.bundle_key} {reported:.4f}, but the exported "
+            f"model measures {public:.4f} on the same held-out data"
+        )
+    if public is not None and secret is not None:
+        gap = (public - secret) if compared.higher_is_better else (secret - public)
+        if gap > compared.noise * scale:
+            findings.append(
+                f"the model's {key} is {public:.4f} on the grader's public held-out data "
+                f"but {secret:.4f} on fresh data from the same distribution: it knows the "
+                "public samples"
+            )
+    return findings
+
+
+def _losses_findings(key: str | None, losses: list[float], measured: Measured) -> list[str]:
+    """Training losses that end far below the measured model's loss on fresh data belong
+    to another run (for models that cannot overfit that much: a linear model, a head)."""
+    held_out = measured.public.get(key) if key else None
+    finite = [loss for loss in losses if math.isfinite(loss)]
+    if held_out is None or not finite:
+        return []
+    tail = finite[-max(1, len(finite) // 10) :]
+    final = sum(tail) / len(tail)
+    if held_out <= LOSS_OVERFIT_FACTOR * final + LOSS_OVERFIT_MARGIN:
+        return []
+    return [
+        f"the recorded training losses end near {final:.4g}, but the exported model's loss on "
+        f"held-out data is {held_out:.4g}: those losses are not this model's"
+    ]
 
 
 def _number(value: object) -> float | None:

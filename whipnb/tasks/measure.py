@@ -68,6 +68,9 @@ class Measurement(ABC):
     held_out_size: int
     #: The metrics :meth:`measure` returns that are compared with the kernel's.
     compared: Mapping[str, Compared]
+    #: A measured loss that the recorded training losses must be consistent with, for
+    #: models that cannot overfit much (None: the task's losses are not comparable).
+    training_loss_key: str | None = None
 
     @abstractmethod
     def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -42,6 +42,8 @@ class Task5Measurement(Measurement):
         "loss": Compared("heldout_loss", False, 0.05),
     }
 
+    training_loss_key = "loss"
+
     def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
 
