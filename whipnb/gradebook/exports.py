@@ -5,7 +5,7 @@ All exports report the newest grading of each learner and task
 
 - ``long`` CSV: one row per learner and task (learner, task, score, band, status, ...);
 - ``wide`` CSV: one row per learner, a score column per task and a total;
-- JSON: the records of contract 3, with learner, content hash and time;
+- JSON: the records of docs/CONTRACTS.md (3), with learner, content hash and time;
 - Gradescope: ``<learner>/results.json`` per learner in Gradescope's autograder
   format, one test per task (the points) and one per check (the findings).
 """
