@@ -22,7 +22,7 @@ from typing import Any
 
 from whipnb.core.result import GRADED
 from whipnb.gradebook.store import Grading
-from whipnb.tasks import UnknownTaskError, get_task
+from whipnb.tasks import UnknownTaskError, get_task, task_order
 
 LONG_FIELDS = (
     "learner",
@@ -74,7 +74,7 @@ def task_columns(gradings: Sequence[Grading]) -> list[str]:
             known.add(get_task(grading.result.task).id)
         except UnknownTaskError:
             continue
-    return sorted(known, key=lambda task: int(task.removeprefix("task")))
+    return sorted(known, key=task_order)
 
 
 def write_gradescope(

@@ -46,6 +46,14 @@ class Task:
     #: subclass; a module starting with ``.`` is relative to this task's package.
     grading: str = ".grading:Grader"
 
+    @property
+    def package(self) -> str:
+        """The package the task's files live in (its ``cases``, its ``grading``)."""
+        module = sys.modules[type(self).__module__]
+        return (
+            module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+        )
+
     @cached_property
     def directory(self) -> Path:
         return Path(inspect.getfile(type(self))).parent
@@ -80,8 +88,7 @@ class Task:
     def grader(self) -> Grader:
         """The task's grading code, imported (with torch) on first use."""
         module_name, _, class_name = self.grading.partition(":")
-        package = sys.modules[type(self).__module__].__package__
-        module = importlib.import_module(module_name, package=package)
+        module = importlib.import_module(module_name, package=self.package)
         return getattr(module, class_name)(self)
 
     def probes(self) -> dict[str, AbstractContextManager[Any]]:
@@ -97,6 +104,13 @@ class Task:
         return self.grader.assess(run)
 
     def guarded(self) -> list[tuple[str, Any]]:
-        """Objects besides the task and its rows that the score depends on (the
-        integrity guard watches them): the grader."""
-        return [(f"the {self.id} grader", self.grader)]
+        """Objects besides the task and its rows that the score depends on, for the
+        integrity guard: the grader, its class and its module (whipnb watches its own
+        modules anyway; a plugin task's are watched through this)."""
+        grader = self.grader
+        module = sys.modules[type(grader).__module__]
+        return [
+            (f"the {self.id} grader", grader),
+            (f"{type(grader).__module__}.{type(grader).__qualname__}", type(grader)),
+            (module.__name__, module),
+        ]
