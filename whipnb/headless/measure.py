@@ -130,6 +130,8 @@ def main() -> None:
     torch.set_num_threads(1)
     task = get_task(request["task"])
     measurement = task.measurement
+    if measurement is None:
+        raise SystemExit(f"{task.id} has no outside measurement")
     graph = torch.jit.load(request["graph"], map_location="cpu")
     shape = tuple(int(n) for n in request["shape"])
     public = measurement.measure(graph, *measurement.samples(measurement.held_out_seed), shape)

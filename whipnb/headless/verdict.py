@@ -60,9 +60,10 @@ def decide(
 
 def _unverified(task: Task, claimed: Result, measured: Measured, export_error: str) -> str:
     """Why the kernel's held-out metrics could not be checked, when it reports some."""
+    compared = task.measurement.compared if task.measurement else {}
     reported = [
         c.bundle_key
-        for key, c in task.measurement.compared.items()
+        for key, c in compared.items()
         if _number(claimed.metrics.get(c.bundle_key)) is not None
         and measured.public.get(key) is None
     ]
@@ -122,6 +123,8 @@ def _nan_free(value: object) -> object:
 def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[str]:
     """Where the kernel's claim goes beyond, or contradicts, the outside measurement."""
     spec = task.measurement
+    if spec is None:  # a task without an outside measurement: its claim stands validated
+        return []
     findings = []
     for key, compared in spec.compared.items():
         reported = _number(claimed.metrics.get(compared.bundle_key))

@@ -109,8 +109,12 @@ class Exporter:
 
     def pick(self, run: Run) -> None:
         """``on_assessed``: the model and example input the task measures."""
+        measurement = self.task.measurement
+        if measurement is None:
+            self.pick_error = f"{self.task.id} has no outside measurement"
+            return
         try:
-            self.picked = self.task.measurement.model(run)
+            self.picked = measurement.model(run)
         except Exception as error:  # the learner's objects may be anything
             self.pick_error = f"{type(error).__name__}: {error}"
 

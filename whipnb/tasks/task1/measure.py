@@ -19,14 +19,9 @@ from whipnb.tasks.measure import (
     below,
     classifier_metrics,
 )
-from whipnb.tasks.task1 import (
-    ACCURACY_CEILING,
-    ACCURACY_TARGET,
-    HELD_OUT_SEED,
-    HELD_OUT_SIZE,
-    LOSS_TARGET,
-)
+from whipnb.tasks.task1 import ACCURACY_TARGET, LOSS_TARGET
 from whipnb.tasks.task1.data import make_samples
+from whipnb.tasks.task1.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE
 
 
 class Task1Measurement(Measurement):

@@ -23,14 +23,9 @@ from whipnb.tasks.measure import (
     Traceable,
     above,
 )
-from whipnb.tasks.task2 import (
-    ACCURACY_CEILING,
-    ACCURACY_TARGET,
-    HELD_OUT_SEED,
-    HELD_OUT_SIZE,
-    evaluate,
-)
+from whipnb.tasks.task2 import ACCURACY_TARGET
 from whipnb.tasks.task2.data import make_samples
+from whipnb.tasks.task2.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE, evaluate
 
 
 class Task2Measurement(Measurement):

@@ -22,14 +22,9 @@ from whipnb.tasks.measure import (
     above,
     classifier_metrics,
 )
-from whipnb.tasks.task3 import (
-    ACCURACY_CEILING,
-    ACCURACY_TARGET,
-    HELD_OUT_SEED,
-    HELD_OUT_SIZE,
-    held_out,
-)
+from whipnb.tasks.task3 import ACCURACY_TARGET
 from whipnb.tasks.task3.data import make_samples
+from whipnb.tasks.task3.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE, held_out
 
 
 class Task3Measurement(Measurement):

@@ -24,16 +24,10 @@ from whipnb.tasks.measure import (
     Traceable,
     above,
 )
-from whipnb.tasks.task4 import (
-    BCE_BEST,
-    BCE_WORST,
-    F1_CEILING,
-    F1_TARGET,
-    HELD_OUT_SEED,
-    HELD_OUT_SIZE,
-)
+from whipnb.tasks.task4 import F1_TARGET
 from whipnb.tasks.task4.data import make_samples
 from whipnb.tasks.task4.evaluation import evaluate_model
+from whipnb.tasks.task4.grading import BCE_BEST, BCE_WORST, F1_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE
 
 
 class Task4Measurement(Measurement):

@@ -23,15 +23,15 @@ from whipnb.tasks.measure import (
     above,
     classifier_metrics,
 )
-from whipnb.tasks.task5 import (
+from whipnb.tasks.task5 import ACCURACY_TARGET
+from whipnb.tasks.task5.data import make_samples
+from whipnb.tasks.task5.grading import (
     ACCURACY_CEILING,
-    ACCURACY_TARGET,
     CHANCE,
     HELD_OUT_SEED,
     HELD_OUT_SIZE,
     _trained_model,
 )
-from whipnb.tasks.task5.data import make_samples
 
 
 class Task5Measurement(Measurement):

@@ -23,7 +23,7 @@ from whipnb.tasks.measure import (
     Traceable,
     above,
 )
-from whipnb.tasks.task6 import ACCURACY_CEILING, ACCURACY_TARGET, CHANCE, _Assessor
+from whipnb.tasks.task6 import ACCURACY_TARGET
 from whipnb.tasks.task6.data import make_samples
 from whipnb.tasks.task6.evidence import (
     HELD_OUT_SEED,
@@ -33,6 +33,7 @@ from whipnb.tasks.task6.evidence import (
     held_out_views,
     input_format,
 )
+from whipnb.tasks.task6.grading import ACCURACY_CEILING, CHANCE, _Assessor
 
 
 class Task6Measurement(Measurement):
