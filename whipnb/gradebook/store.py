@@ -63,7 +63,8 @@ CREATE TABLE IF NOT EXISTS gradings (
     started_at TEXT NOT NULL,   -- ISO 8601, UTC
     finished_at TEXT NOT NULL,
     version TEXT NOT NULL,      -- whipnb's version
-    grader TEXT NOT NULL        -- version + fingerprint of the grading code
+    grader TEXT NOT NULL,       -- version + fingerprint of the grading code
+    sandbox TEXT NOT NULL DEFAULT 'none'  -- what the code ran under: bwrap or none
 );
 CREATE INDEX IF NOT EXISTS gradings_by_content ON gradings (learner, content_hash, grader);
 """
@@ -111,6 +112,7 @@ class Grading:
     finished_at: str
     version: str
     grader: str
+    sandbox: str = "none"
 
     def record(self, path: str | Path | None = None) -> dict[str, Any]:
         """The JSON record of contract 3, plus who, what content and when."""
@@ -120,6 +122,7 @@ class Grading:
             learner=self.learner,
             content_hash=self.content_hash,
             graded_at=self.finished_at,
+            sandbox=self.sandbox,
         )
 
 
@@ -142,6 +145,13 @@ class Gradebook:
         self.connection.row_factory = sqlite3.Row
         with self.connection:
             self.connection.executescript(SCHEMA)
+            columns = {
+                row["name"] for row in self.connection.execute("PRAGMA table_info(gradings)")
+            }
+            if "sandbox" not in columns:  # a gradebook from before sandboxes: none then
+                self.connection.execute(
+                    "ALTER TABLE gradings ADD COLUMN sandbox TEXT NOT NULL DEFAULT 'none'"
+                )
 
     def close(self) -> None:
         self.connection.close()
@@ -160,6 +170,7 @@ class Gradebook:
         timeout_s: float | None,
         memory_mb: int | None,
         started_at: str,
+        sandbox: str = "none",
     ) -> Grading:
         """Record one grading and commit it at once."""
         bundle = result.to_bundle()
@@ -183,6 +194,7 @@ class Gradebook:
             "finished_at": now(),
             "version": __version__,
             "grader": grader_id(result.task),
+            "sandbox": sandbox,
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{key}" for key in row)
@@ -197,16 +209,20 @@ class Gradebook:
         return _grading(row.fetchone())
 
     def reusable(
-        self, submission: SubmissionLike, timeout_s: float | None, memory_mb: int | None
+        self,
+        submission: SubmissionLike,
+        timeout_s: float | None,
+        memory_mb: int | None,
+        sandbox: str = "none",
     ) -> Grading | None:
-        """The latest grading of this learner's identical file by this grader, unless it
-        was stopped by a limit that has changed since."""
+        """The latest grading of this learner's identical file by this grader under the
+        same sandbox, unless it was stopped by a limit that has changed since."""
         if not submission.content_hash:
             return None
         row = self.connection.execute(
             "SELECT * FROM gradings WHERE learner = ? AND content_hash = ? AND grader = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (submission.learner, submission.content_hash, grader_id(submission.task)),
+            " AND sandbox = ? ORDER BY id DESC LIMIT 1",
+            (submission.learner, submission.content_hash, grader_id(submission.task), sandbox),
         ).fetchone()
         if row is None:
             return None
@@ -244,6 +260,7 @@ def _grading(row: sqlite3.Row) -> Grading:
         finished_at=row["finished_at"],
         version=row["version"],
         grader=row["grader"],
+        sandbox=row["sandbox"],
     )
 
 
