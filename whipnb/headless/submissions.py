@@ -146,9 +146,10 @@ def learner_folders(found: Sequence[tuple[Path, Path]]) -> frozenset[Path]:
 
 def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     """``(notebook, root)`` pairs in a stable order: a named file is its own root's only
-    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped).
-    Raises :class:`MissingPaths` when any path does not exist (a broken link named
-    directly exists: it gets an ``invalid`` record)."""
+    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped);
+    a file reached twice (named, and inside a folder named) counts once, where first
+    reached.  Raises :class:`MissingPaths` when any path does not exist (a broken link
+    named directly exists: it gets an ``invalid`` record)."""
     missing = [name for name in paths if not (Path(name).exists() or Path(name).is_symlink())]
     if missing:
         raise MissingPaths(missing)
@@ -164,7 +165,14 @@ def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
             )
         else:
             found.append((path, path.parent))
-    return found
+    seen: set[str] = set()
+    unique = []
+    for notebook, root in found:
+        key = os.path.abspath(notebook)
+        if key not in seen:
+            seen.add(key)
+            unique.append((notebook, root))
+    return unique
 
 
 def load_submission(
