@@ -149,7 +149,7 @@ def class_book(tmp_path):
 
 def test_names_strings_numbers_and_comments_do_not_count():
     first = "lr = 0.1  # fast\nmodel = Net('a')\nfor x in data:\n    step(x)\n"
-    second = "rate = 3e-4\nnet = Model(\"b\")  # renamed\nfor item in batches:\n    go(item)\n"
+    second = 'rate = 3e-4\nnet = Model("b")  # renamed\nfor item in batches:\n    go(item)\n'
     assert normalised_tokens(first) == normalised_tokens(second)
     assert normalised_tokens(first)[:4] == ["N", "=", "0", ";"]
     assert fingerprints(first) == fingerprints(second)
