@@ -43,8 +43,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 section { margin-bottom: 2.5em; }
 </style></head><body>
 <h1>whipnb grading report</h1>
-<p>{{ learners }} learners, {{ gradings|length }} submissions (the newest of each learner
-and task), generated {{ generated }} from <code>{{ source }}</code>.</p>
+<p>{{ learners }} learners, {{ gradings|length }} submissions (one per learner and task:
+the newest file), generated {{ generated }} from <code>{{ source }}</code>.</p>
 <table><tr>{% for status in statuses %}<th>{{ status }}</th>{% endfor %}</tr>
 <tr>{% for status in statuses %}<td class="num">{{ status_counts[status] }}</td>{% endfor %}</tr>
 </table>
@@ -252,7 +252,8 @@ def score_histogram(gradings: Sequence[Grading]) -> str:
     axes.set_xlabel("score")
     axes.set_ylabel("submissions")
     axes.yaxis.get_major_locator().set_params(integer=True)
-    axes.legend(loc="upper left", fontsize="small", frameon=False, bbox_to_anchor=(0, 0.85))
+    # Above the axes: inside, the legend would hide the bars at low scores.
+    axes.legend(loc="lower left", fontsize="small", frameon=False, bbox_to_anchor=(0, 1), ncols=2)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
