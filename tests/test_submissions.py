@@ -150,6 +150,8 @@ def test_the_shipped_notebooks_and_solutions_are_two_learners(tmp_path, monkeypa
         ),
         # nbgrader: submitted/<learner>/<assignment>/<notebook>.
         (["erin/task1/task1.ipynb", "gus/task1/task1.ipynb"], ["erin", "gus"]),
+        # An unzipped upload per learner and task.
+        (["hana_task1/upload.ipynb", "ivan_task1/upload.ipynb"], ["hana", "ivan"]),
         # A folder in which a task appears twice holds several learners: the file names
         # tell them apart; they never merge into the folder's name.
         (["section1/ann_task1.ipynb", "section1/ben_task1.ipynb"], ["ann", "ben"]),

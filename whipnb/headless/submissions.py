@@ -101,8 +101,9 @@ def learner_from_path(
     In order, the first that gives a name:
 
     1. the highest folder between ``root`` and the notebook that holds one learner's
-       work (:func:`learner_folders`) and is not a task name: ``alice/task1.ipynb``,
-       ``alice/task1_final.ipynb``, nbgrader's ``alice/task1/task1.ipynb`` -> ``alice``;
+       work (:func:`learner_folders`) and is not a task name, without any task name in
+       it: ``alice/task1.ipynb``, ``alice/task1_final.ipynb``, nbgrader's
+       ``alice/task1/task1.ipynb``, ``alice_task1/notebook.ipynb`` -> ``alice``;
     2. the file name without its task name: ``alice_task1.ipynb`` -> ``alice``;
     3. the nearest folder that is not a task name, from the notebook's own up to the
        folder given and beyond: ``whipnb grade subs/alice subs/bob`` (each holding
@@ -113,8 +114,8 @@ def learner_from_path(
     folders = [part for part in reversed(relative.parents) if part.name]
     base = root if root is not None else Path()
     for folder in folders:
-        if base / folder in learner_folders and _without_task(folder.name):
-            return folder.name
+        if base / folder in learner_folders and (name := _without_task(folder.name)):
+            return name
     enclosing = [relative.stem, *(folder.name for folder in reversed(folders))]
     if root is not None:
         absolute = Path(os.path.abspath(root))
