@@ -271,3 +271,13 @@ def test_the_report_shows_which_learner_missed_which_check(book):
     assert "Memory stays bounded" not in alice
     assert bob.startswith("<td>bob</td>") and "(memory)" in bob
     assert "missed: Memory stays bounded" in bob and "The model trains" not in bob
+
+
+def test_a_task_whose_every_submission_stopped_still_has_its_column(book, tmp_path):
+    add(book, submission("alice"), result(0.9))
+    add(book, submission("alice", task="task3"), result(0.0, "timeout", task="task3"))
+    write_wide_csv(tmp_path / "wide.csv", book.latest())
+    with open(tmp_path / "wide.csv", newline="") as handle:
+        (row,) = csv.DictReader(handle)
+    assert (row["task1"], row["task3"], row["total"]) == ("0.9", "0.0", "0.9")
+    assert "task3:runs" not in row  # no task 3 submission shows which checks task 3 has

@@ -84,7 +84,9 @@ def write_wide_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
             continue
         row[task] = grading.result.score
         row["total"] = round(row["total"] + grading.result.score, 4)
-        row.update({f"{task}:{key}": int(check_passed(grading, key)) for key in checks[task]})
+        row.update(
+            {f"{task}:{key}": int(check_passed(grading, key)) for key in checks.get(task, {})}
+        )
         if grading.other_files:
             chosen = f"{task}: {grading.path} ({grading.chosen_because})"
             row["chosen"] = "; ".join(filter(None, (row.get("chosen"), chosen)))
