@@ -78,6 +78,17 @@ def test_one_file_per_learner_and_task_with_everything_escaped(feedback_folder):
     assert not re.search(r"(src|href)=['\"](https?:)?//", page)
 
 
+def test_feedback_for_chosen_learners_and_tasks(feedback_folder, tmp_path):
+    db = feedback_folder.parent / "book.sqlite"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        chosen = ["--learner", "alice", "--task", "task2", "--output", str(tmp_path / "a")]
+        assert main(["feedback", "--db", str(db), *chosen]) == 0
+        assert main(["feedback", "--db", str(db), "--learner", "zed"]) == 1
+    assert [p.name for p in (tmp_path / "a").rglob("*.html")] == ["task2.html"]
+    assert "no grading matches" in out.getvalue()
+
+
 def test_feedback_opens_in_chromium_and_shows_the_findings(feedback_folder):
     assert CHROMIUM.exists(), "Debian's chromium is needed (apt-get install chromium)"
     hints = get_task("task1").hints

@@ -3,13 +3,17 @@ renamed variables is found, independent fixes and the shipped code are not."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
+import json
 from pathlib import Path
 
 import pytest
 from helpers import edit
 
 from whipnb import Result
+from whipnb.cli import main
 from whipnb.gradebook.report import build_report
 from whipnb.gradebook.similarity import fingerprints, normalised_tokens, similar_pairs
 from whipnb.gradebook.store import Gradebook
@@ -181,3 +185,15 @@ def test_the_report_lists_similar_pairs(class_book):
     section = page[page.index('id="similarity"') : page.index('id="tampering"')]
     assert section.count('<tr class="pair">') == 1
     assert "alice and bob" in section and "alice_task2.ipynb" in section
+
+
+def test_the_command_line_lists_and_writes_the_pairs(class_book, tmp_path):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(
+            ["similarity", "--db", str(class_book.path), "--json", str(tmp_path / "p.json")]
+        )
+    assert code == 0 and "1 similar pairs among 8 submissions" in out.getvalue()
+    (pair,) = json.loads((tmp_path / "p.json").read_text())
+    assert pair["learners"] == ["alice", "bob"] and pair["task"] == "task2"
+    assert pair["paths"] == ["alice_task2.ipynb", "bob_task2.ipynb"]

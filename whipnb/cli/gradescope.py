@@ -163,7 +163,7 @@ def write_bundle(output: str | Path, config: dict[str, Any]) -> list[str]:
         CONFIG: (json.dumps(config, indent=2).encode() + b"\n", 0o644),
     }
     for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in {".py", ".md"} and "__pycache__" not in path.parts:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             name = "whipnb/" + path.relative_to(package).as_posix()
             members[name] = (path.read_bytes(), 0o644)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
