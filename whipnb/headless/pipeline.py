@@ -74,8 +74,10 @@ MAX_READ_OUT = 16 * 2**20
 #: Stored outputs may claim this much above the graded score before it is reported.
 CLAIM_MARGIN = 0.05
 #: Normalised-token similarity to the shipped reference solution from which a
-#: submission is reported as a copy of it (1.0: the same program, names and numbers).
-COPY_SIMILARITY = 0.97
+#: submission is reported as a copy of it: 1.0, the same program token for token
+#: (every shipped solution is its buggy script plus a few changed tokens, so the
+#: buggy script itself is about 0.99 alike: anything below identity proves nothing).
+COPY_SIMILARITY = 1.0
 #: Words in a submission that reach for the reference solution shipped in the package.
 SOLUTION_REFERENCES = ("solution.py", "solution_source", ".solution")
 
@@ -276,16 +278,15 @@ def flag_reference_copy(grading: Grading) -> None:
     """A submission that is the shipped reference solution, or reaches for it, is reported.
 
     Two signs, each read by the grader from the submission's source (never run):
-    normalised-token similarity to the task's ``solution.py`` of at least
-    :data:`COPY_SIMILARITY` (comments, blank lines, layout and names do not count;
-    a learner whose fix is word for word the reference's gets the same report: an
-    instructor judges), and code that names the solution file or the task's
-    ``solution_source``.  Inside the sandbox the shipped solutions read as empty
+    the task's ``solution.py`` token for token (:data:`COPY_SIMILARITY`; comments,
+    blank lines, layout and names do not count; a learner whose fix is word for
+    word the reference's gets the same report: an instructor judges), and code
+    that names the solution file or the task's ``solution_source``.  The findings
+    go to the record's ``copying`` field, not ``tampering``: they change no score.  Inside the sandbox the shipped solutions read as empty
     files, so reaching for one runs no solution and earns nothing by itself.
     """
     assert grading.result is not None
-    findings = copy_findings(grading.cell)
-    grading.result.tampering += findings
+    grading.result.copying += copy_findings(grading.cell)
 
 
 #: Every grading, in order.  A step that does not apply to where a grading stands
