@@ -282,8 +282,9 @@ def flag_reference_copy(grading: Grading) -> None:
     blank lines, layout and names do not count; a learner whose fix is word for
     word the reference's gets the same report: an instructor judges), and code
     that names the solution file or the task's ``solution_source``.  The findings
-    go to the record's ``copying`` field, not ``tampering``: they change no score.  Inside the sandbox the shipped solutions read as empty
-    files, so reaching for one runs no solution and earns nothing by itself.
+    go to the record's ``copying`` field, not ``tampering``: they change no score.
+    Inside the sandbox the shipped solutions read as empty files, so reaching for
+    one runs no solution and earns nothing by itself.
     """
     assert grading.result is not None
     grading.result.copying += copy_findings(grading.cell)

@@ -319,11 +319,12 @@ def _uids_in_use() -> set[int]:
     return uids
 
 
-def unavailable(bwrap: str = BWRAP_PATH) -> str | None:
+def unavailable(bwrap: str | None = None) -> str | None:
     """Why bubblewrap cannot sandbox here, in plain words; ``None`` when it can.
 
     Tries the real thing: a command in a sandbox with the namespaces kernels get.
     """
+    bwrap = bwrap or BWRAP_PATH
     if shutil.which(bwrap) is None:
         return (
             f"bubblewrap is not installed ({bwrap} not found; on Debian or Ubuntu: "
