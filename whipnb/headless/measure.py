@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from whipnb.headless.readout import MAX_GRAPH_BYTES
+from whipnb.headless.sandbox import BWRAP, NONE, SANDBOX_HOME, Sandbox, package_view, python_view
 from whipnb.notebook.export import MODEL_FILE
 
 #: Where an instructor's secret comes from when ``--secret`` is not given.
 SECRET_ENV = "WHIPNB_SECRET"
-#: The six tasks' graphs are well below 1 MB; a graph past this is not measured.
-MAX_GRAPH_BYTES = 64 * 2**20
 MEASURE_TIMEOUT_S = 180.0
 MAX_REPLY_BYTES = 64 * 2**10
 
@@ -56,9 +56,15 @@ def grading_secret(given: str | None = None) -> str:
 
 
 def measure_export(
-    task_id: str, folder: Path, input_shape: tuple[int, ...] | None, secret: str
+    task_id: str,
+    folder: Path,
+    input_shape: tuple[int, ...] | None,
+    secret: str,
+    sandbox: str = NONE,
 ) -> Measured:
-    """Measure the graph exported to ``folder`` in a fresh process; never raises."""
+    """Measure the graph exported to ``folder`` in a fresh process (in bubblewrap with
+    ``sandbox="bwrap"``: no network, a read-only system, nothing but its folder); never
+    raises."""
     if input_shape is None:
         return Measured(error="no graph was exported")
     source = folder / MODEL_FILE
@@ -77,18 +83,32 @@ def measure_export(
             "shape": list(input_shape),
             "secret": secret,
         }
-        return _run(request, Path(private))
+        return _run(request, Path(private), sandbox)
 
 
-def _run(request: dict[str, Any], folder: Path) -> Measured:
+def measuring_command(folder: Path, sandbox: str) -> tuple[list[str], dict[str, str]]:
+    """The measuring process's command line and environment, sandboxed or not."""
+    command = [sys.executable, "-m", "whipnb.headless.measure"]
+    env = measuring_environment(folder)
+    if sandbox != BWRAP:
+        return command, env
+    view = package_view()
+    env = {**env, "HOME": SANDBOX_HOME, "PYTHONPATH": str(view.path_entry)}
+    env["PATH"] = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+    box = Sandbox(work=folder, env=env, read_only=(*python_view(), *view.read_only))
+    return box.command(command), env
+
+
+def _run(request: dict[str, Any], folder: Path, sandbox: str) -> Measured:
+    command, env = measuring_command(folder, sandbox)
     try:
         finished = subprocess.run(
-            [sys.executable, "-m", "whipnb.headless.measure"],
+            command,
             input=json.dumps(request).encode(),
             capture_output=True,
             timeout=MEASURE_TIMEOUT_S,
             cwd=folder,
-            env=measuring_environment(folder),
+            env=env,
             check=False,
         )
     except subprocess.TimeoutExpired:

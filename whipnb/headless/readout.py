@@ -14,12 +14,13 @@ import json
 import math
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from whipnb.core.result import GRADED, MEMORY, RESULT_MIME, Check, Result
-from whipnb.notebook.export import RECORD_FILE, RECORD_FORMAT
+from whipnb.notebook.export import MODEL_FILE, RECORD_FILE, RECORD_FORMAT
 from whipnb.tasks import Task
 
 #: A genuine record is a few kilobytes (the losses dominate); this leaves ample room.
@@ -29,12 +30,46 @@ MAX_CHECKS = 100
 MAX_METRICS = 100
 MAX_LOSSES = 200_000
 MAX_FINDINGS = 100
+#: The six tasks' graphs are well below 1 MB; a graph past this is not measured.
+MAX_GRAPH_BYTES = 64 * 2**20
 #: Statuses a kernel may report; the others are the grader's own conclusions.
 KERNEL_STATUSES = (GRADED, MEMORY)
 
 
 class ReadoutError(ValueError):
     """What came back from a kernel is not a result the grader can use, and why."""
+
+
+class Export:
+    """The kernel's exported files, copied into a folder of the grader's own before the
+    kernel's folder is removed: only regular files (no links), each of bounded size."""
+
+    def __init__(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="whipnb-export-")
+        self.folder = Path(self._folder.name)
+
+    @classmethod
+    def collect(cls, source: Path) -> Export:
+        export = cls()
+        for name, limit in ((RECORD_FILE, MAX_RECORD_BYTES), (MODEL_FILE, MAX_GRAPH_BYTES)):
+            _copy_bounded(source / name, export.folder / name, limit)
+        return export
+
+    def cleanup(self) -> None:
+        self._folder.cleanup()
+
+
+def _copy_bounded(source: Path, target: Path, limit: int) -> None:
+    """Copy ``source`` if it is a regular file (never through a link) of at most ``limit``
+    bytes; a larger one is cut at ``limit + 1`` bytes, which its reader then refuses."""
+    try:
+        descriptor = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return
+    with os.fdopen(descriptor, "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return
+        target.write_bytes(file.read(limit + 1))
 
 
 @dataclass(frozen=True)

@@ -6,24 +6,36 @@ is never opened for writing.  Everything that makes a notebook ungradable
 (unreadable, not JSON, not a notebook, nbformat 3, no graded cell, several,
 an unknown task, an empty cell) becomes a ``problem`` in plain words, which
 the batch records as an ``invalid`` grade.
+
+Inputs are hostile too (:func:`read_regular`): only a regular file of at most
+:data:`MAX_NOTEBOOK_BYTES` is read (a FIFO, a device or a socket is refused
+without blocking; a symbolic link only if it stays inside the folder given);
+JSON nested too deeply is invalid, not a crash; names and ids that cannot be
+written as UTF-8 (undecodable bytes in a file name, lone surrogates in
+metadata) are stored with those characters escaped (:func:`safe_text`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
+from whipnb.core.result import RESULT_MIME
 from whipnb.tasks import UnknownTaskError, get_task
 
 GRADED_CELL = re.compile(r"\A\s*%%whip_grade[ \t]*(?P<task>[^\n]*)(?:\n|\Z)")
 #: A task name inside a file or folder name: ``alice_task1``, ``task-2_bob``.
 TASK_TOKEN = re.compile(r"(?i)task[ _-]?\d+")
 UNKNOWN_TASK = "(unknown)"
+#: The largest notebook read (outputs and images included); larger files are invalid.
+MAX_NOTEBOOK_BYTES = 32 * 2**20
 
 
 class InvalidSubmission(ValueError):
@@ -48,6 +60,16 @@ class Submission:
     cell: GradedCell | None = None
     #: Why it cannot be graded; empty for a gradable submission.
     problem: str = ""
+    #: The best score the file's stored outputs claim (ignored; reported if above the grade).
+    stored_score: float | None = None
+
+
+class MissingPaths(FileNotFoundError):
+    """Paths given to grade that do not exist: an error, never a learner."""
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        self.paths = [str(path) for path in paths]
+        super().__init__("no such file or folder: " + ", ".join(self.paths))
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,18 @@ class LearnerNaming:
     pattern: re.Pattern[str] | None = None
     #: A dotted key into the notebook's metadata, e.g. ``whipnb.learner``.
     metadata_key: str | None = None
+    #: Folders below a folder given that hold one learner's work (:func:`learner_folders`).
+    learner_folders: frozenset[Path] = frozenset()
+    #: The folder given that the notebook being named was found in (see :meth:`at`).
+    root: Path | None = None
+
+    def for_batch(self, found: Sequence[tuple[Path, Path]]) -> LearnerNaming:
+        """This naming, knowing every notebook of the batch (which folders are one learner's)."""
+        return replace(self, learner_folders=learner_folders(found))
+
+    def at(self, root: Path | None) -> LearnerNaming:
+        """This naming for a notebook found in ``root``."""
+        return replace(self, root=root)
 
     def learner(self, relative: PurePath, metadata: Mapping[str, Any] | None) -> str:
         if self.metadata_key and metadata is not None:
@@ -69,22 +103,70 @@ class LearnerNaming:
             match = self.pattern.search(relative.as_posix())
             if match:
                 return _matched_learner(match)
-        return learner_from_path(relative)
+        return learner_from_path(relative, self.root, self.learner_folders)
 
 
-def learner_from_path(relative: PurePath) -> str:
-    """The file name without its task token (``alice_task1.ipynb`` -> ``alice``); when
-    nothing is left (``alice/task1.ipynb``), the nearest folder that is not a task name."""
-    for name in (relative.stem, *(parent.name for parent in relative.parents)):
-        rest = TASK_TOKEN.sub("", name).strip(" _-.")
+def learner_from_path(
+    relative: PurePath, root: Path | None = None, learner_folders: frozenset[Path] = frozenset()
+) -> str:
+    """The learner a notebook at ``relative`` (below the folder given, ``root``) belongs to.
+
+    In order, the first that gives a name:
+
+    1. the highest folder between ``root`` and the notebook that holds one learner's
+       work (:func:`learner_folders`) and is not a task name, without any task name in
+       it: ``alice/task1.ipynb``, ``alice/task1_final.ipynb``, nbgrader's
+       ``alice/task1/task1.ipynb``, ``alice_task1/notebook.ipynb`` -> ``alice``;
+    2. the file name without its task name: ``alice_task1.ipynb`` -> ``alice``;
+    3. the nearest folder that is not a task name, from the notebook's own up to the
+       folder given and beyond: ``whipnb grade subs/alice subs/bob`` (each holding
+       ``task1.ipynb``) -> ``alice`` and ``bob``; ``whipnb grade notebooks solutions``
+       -> ``notebooks`` and ``solutions``;
+    4. the file name itself.
+    """
+    folders = [part for part in reversed(relative.parents) if part.name]
+    base = root if root is not None else Path()
+    for folder in folders:
+        if base / folder in learner_folders and (name := _without_task(folder.name)):
+            return name
+    enclosing = [relative.stem, *(folder.name for folder in reversed(folders))]
+    if root is not None:
+        absolute = Path(os.path.abspath(root))
+        enclosing += [absolute.name, *(parent.name for parent in absolute.parents)]
+    for name in enclosing:
+        rest = _without_task(name)
         if rest:
             return rest
     return relative.stem
 
 
+def learner_folders(found: Sequence[tuple[Path, Path]]) -> frozenset[Path]:
+    """The folders strictly below a folder given that hold one learner's work: no task
+    appears twice among the notebooks under them (tasks read from the file names; files
+    naming no task count as one more task).  A folder where a task appears twice holds
+    several learners, who are then told apart further down or by their file names."""
+    tasks: dict[Path, list[str]] = {}
+    for notebook, root in found:
+        try:
+            relative = notebook.relative_to(root)
+        except ValueError:
+            continue
+        task = _task_token(notebook.name)
+        for folder in relative.parents:
+            if folder.name:
+                tasks.setdefault(root / folder, []).append(task)
+    return frozenset(folder for folder, own in tasks.items() if len(own) == len(set(own)))
+
+
 def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     """``(notebook, root)`` pairs in a stable order: a named file is its own root's only
-    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped)."""
+    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped);
+    a file reached twice (named, and inside a folder named) counts once, where first
+    reached.  Raises :class:`MissingPaths` when any path does not exist (a broken link
+    named directly exists: it gets an ``invalid`` record)."""
+    missing = [name for name in paths if not (Path(name).exists() or Path(name).is_symlink())]
+    if missing:
+        raise MissingPaths(missing)
     found: list[tuple[Path, Path]] = []
     for name in paths:
         path = Path(name)
@@ -93,24 +175,32 @@ def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
                 (notebook, path)
                 for notebook in sorted(path.rglob("*.ipynb"))
                 if ".ipynb_checkpoints" not in notebook.parts
-                and (notebook.is_file() or notebook.is_symlink())
+                and (notebook.is_symlink() or not notebook.is_dir())
             )
         else:
             found.append((path, path.parent))
-    return found
+    seen: set[str] = set()
+    unique = []
+    for notebook, root in found:
+        key = os.path.abspath(notebook)
+        if key not in seen:
+            seen.add(key)
+            unique.append((notebook, root))
+    return unique
 
 
 def load_submission(
     path: Path, root: Path | None = None, naming: LearnerNaming | None = None
 ) -> Submission:
-    """Read ``path`` once and describe it; never raises for what the file contains."""
-    naming = naming or LearnerNaming()
+    """Read ``path`` once and describe it; never raises for what the file is or contains."""
+    naming = (naming or LearnerNaming()).at(root)
     relative = _relative(path, root)
+    shown = Path(safe_text(os.fsdecode(path)))
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        problem = f"not a readable notebook: cannot read the file ({error.strerror or error})"
-        return Submission(path, naming.learner(relative, None), "", guess_task(path), None, problem)
+        data = read_regular(path, root)
+    except InvalidSubmission as error:
+        learner = safe_text(naming.learner(relative, None))
+        return Submission(shown, learner, "", guess_task(shown), None, str(error))
     content_hash = hashlib.sha256(data).hexdigest()
     metadata = None
     try:
@@ -120,10 +210,93 @@ def load_submission(
         metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
         cell = find_graded_cell(notebook)
     except InvalidSubmission as error:
-        learner = naming.learner(relative, metadata)
-        return Submission(path, learner, content_hash, guess_task(path), None, str(error))
-    learner = naming.learner(relative, metadata)
-    return Submission(path, learner, content_hash, cell.task, cell)
+        learner = safe_text(naming.learner(relative, metadata))
+        return Submission(shown, learner, content_hash, guess_task(shown), None, str(error))
+    learner = safe_text(naming.learner(relative, metadata))
+    return Submission(
+        shown, learner, content_hash, cell.task, cell, stored_score=stored_score(notebook)
+    )
+
+
+def read_regular(path: Path, root: Path | None = None, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Never blocks and never follows a link out of ``root``: a FIFO, device or socket
+    is refused after a non-blocking open, a symbolic link is read only if its
+    target lies inside ``root`` (the folder given), and the open refuses any
+    link at the last step, so a file swapped for a link meanwhile is refused too.
+    """
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        inside = root is not None and target.is_relative_to(os.path.realpath(root))
+        if not inside:
+            raise InvalidSubmission(
+                "not a readable notebook: a symbolic link to a file outside the submissions"
+                " folder (not followed)"
+            )
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(target, flags)
+    except OSError as error:
+        raise InvalidSubmission(
+            f"not a readable notebook: cannot read the file ({error.strerror or error})"
+        ) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidSubmission(f"not a readable notebook: {_file_kind(mode)}, not a file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidSubmission(
+            f"not a readable notebook: larger than {limit // 2**20} MB (outputs kept in it?)"
+        )
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: undecodable file-name bytes and lone surrogates become
+    backslash escapes (``caf\\xe9``), so SQLite, CSV, JSON and terminals all take it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape") if _escaped_bytes_only(text) else None
+        if raw is not None:
+            return raw.decode("utf-8", "backslashreplace")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escaped_bytes_only(text: str) -> bool:
+    """Whether every surrogate in ``text`` is a byte smuggled by ``surrogateescape``."""
+    return all(not 0xD800 <= ord(char) <= 0xDFFF or 0xDC80 <= ord(char) <= 0xDCFF for char in text)
+
+
+def stored_score(notebook: Mapping[str, Any]) -> float | None:
+    """The best score that the notebook's stored result bundles claim (they prove nothing)."""
+    claims = []
+    for cell in notebook.get("cells", []):
+        outputs = cell.get("outputs", []) if isinstance(cell, Mapping) else []
+        for output in outputs if isinstance(outputs, list) else []:
+            data = output.get("data", {}) if isinstance(output, Mapping) else {}
+            bundle = data.get(RESULT_MIME) if isinstance(data, Mapping) else None
+            score = bundle.get("score") if isinstance(bundle, Mapping) else None
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                claims.append(float(score))
+    return max(claims, default=None)
 
 
 def read_submission(path: Path) -> GradedCell:
@@ -148,6 +321,8 @@ def parse_notebook(data: bytes) -> dict[str, Any]:
         content = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidSubmission(f"not a readable notebook: {_json_problem(text, error)}") from None
+    except RecursionError:
+        raise InvalidSubmission("not a readable notebook: JSON nested too deeply") from None
     if not isinstance(content, dict) or "nbformat" not in content:
         raise InvalidSubmission("not a readable notebook: JSON, but without an 'nbformat' field")
     version = content["nbformat"]
@@ -170,7 +345,7 @@ def find_graded_cell(notebook: Mapping[str, Any]) -> GradedCell:
         source = "".join(map(str, source)) if isinstance(source, list) else str(source)
         match = GRADED_CELL.match(source)
         if match:
-            found.append(GradedCell(match.group("task").strip(), source[match.end() :]))
+            found.append(GradedCell(safe_text(match.group("task").strip()), source[match.end() :]))
     if not found:
         raise InvalidSubmission("no graded cell: no code cell starts with '%%whip_grade taskN'")
     if len(found) > 1:
@@ -185,6 +360,11 @@ def find_graded_cell(notebook: Mapping[str, Any]) -> GradedCell:
         raise InvalidSubmission(str(error)) from None
     if not cell.body.strip():
         raise InvalidSubmission(f"the graded cell for {cell.task} is empty")
+    if safe_text(cell.body) != cell.body:
+        raise InvalidSubmission(
+            f"the graded cell for {cell.task} holds characters that are not valid Unicode"
+            " (lone surrogates)"
+        )
     return cell
 
 
@@ -200,6 +380,16 @@ def _json_problem(text: str, error: json.JSONDecodeError) -> str:
     if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
         return "truncated JSON: the file ends in the middle of the notebook"
     return f"invalid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+
+
+def _without_task(name: str) -> str:
+    return TASK_TOKEN.sub("", name).strip(" _-.")
+
+
+def _task_token(name: str) -> str:
+    """``Task-1_alice.ipynb`` -> ``task1``; "" when the name mentions no task."""
+    match = TASK_TOKEN.search(name)
+    return "task" + re.sub(r"\D", "", match.group(0)) if match else ""
 
 
 def _matched_learner(match: re.Match[str]) -> str:
