@@ -252,14 +252,28 @@ def _targets(value: Any) -> dict[str, str]:
     return {_text(key, "target"): _text(item, "target") for key, item in value.items()}
 
 
+#: How Jupyter's messages carry the floats JSON has no word for.
+JUPYTER_FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def jupyter_float(value: Any) -> Any:
+    """``"nan"``, ``"inf"``, ``"-inf"`` (and ``null``) as Jupyter's messages write
+    non-finite floats, back as floats; anything else unchanged."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str) and value in JUPYTER_FLOATS:
+        return JUPYTER_FLOATS[value]
+    return value
+
+
 def _losses(value: Any) -> list[float]:
-    """Numbers; ``null`` is a NaN loss (Jupyter's messages carry NaN as null)."""
     _require(isinstance(value, list) and len(value) <= MAX_LOSSES, "the losses are not a list")
+    losses = [jupyter_float(x) for x in value]
     _require(
-        all(x is None or (isinstance(x, int | float) and not isinstance(x, bool)) for x in value),
+        all(isinstance(x, int | float) and not isinstance(x, bool) for x in losses),
         "a loss is not a number",
     )
-    return [math.nan if x is None else float(x) for x in value]
+    return [float(x) for x in losses]
 
 
 def _duration(value: Any) -> float:

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 from whipnb.core.result import GRADED, Check, Result
 from whipnb.headless.measure import Measured
-from whipnb.headless.readout import ExportRecord, ReadoutError, row_key
+from whipnb.headless.readout import ExportRecord, ReadoutError, jupyter_float, row_key
 from whipnb.tasks import Task
 from whipnb.tasks.measure import Compared
 
@@ -117,7 +117,11 @@ def _same_numbers(a: Mapping[str, object], b: Mapping[str, object]) -> bool:
 
 
 def _nan_free(value: object) -> object:
-    return None if isinstance(value, float) and math.isnan(value) else value
+    """Non-finite floats, however a message wrote them, as comparable text."""
+    value = jupyter_float(value) if isinstance(value, str) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return "nan" if value is None else value
 
 
 def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[str]:
