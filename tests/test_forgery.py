@@ -102,7 +102,7 @@ for evidence in [o for o in gc.get_objects() if type(o) is Evidence]:
     evidence.losses[:] = [0.7 * 0.99 ** i + 0.1 for i in range(len(evidence.losses))]
 """,
     "held_out_table": """
-from whipnb.tasks.task1 import HELD_OUT_SEED, HELD_OUT_SIZE
+from whipnb.tasks.task1.grading import HELD_OUT_SEED, HELD_OUT_SIZE
 from whipnb.tasks.task1.data import make_samples
 _inputs, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
 _answers = torch.nn.functional.one_hot(_labels, 2).float() * 20
@@ -115,7 +115,7 @@ model.forward = forward
 """,
     "stack_detection": """
 import sys
-from whipnb.tasks.task1 import HELD_OUT_SEED, HELD_OUT_SIZE
+from whipnb.tasks.task1.grading import HELD_OUT_SEED, HELD_OUT_SIZE
 from whipnb.tasks.task1.data import make_samples
 _inputs, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
 _plain = model.forward
