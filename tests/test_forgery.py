@@ -193,7 +193,7 @@ def test_the_untouched_script_keeps_its_score(records):
     ("attack", "finding"),
     [
         ("session_method", "other than the one the grading exported"),
-        ("thread", "thread(s) started by the code were still running"),
+        ("thread", "other than the one the grading exported"),
         ("finalizer", "other than the one the grading exported"),
         ("event_callback", "other than the one the grading exported"),
         ("display_session_hook", "other than the one the grading exported"),
@@ -208,6 +208,10 @@ def test_a_forged_result_gains_nothing_and_is_reported(records, attack, finding)
     assert record["status"] == "graded"
     assert record["score"] <= UNTOUCHED_SCORE
     assert finding in _found(record), _found(record)
+
+
+def test_a_thread_left_running_is_reported(records):
+    assert "1 thread(s) started by the code were still running" in _found(records["thread"])
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ outside it.
 The kernel's result (read-out cell and exported record, validated by
 :mod:`whipnb.headless.readout`) is a claim.  It is recorded only when
 
-* the read-out and the record agree (nothing rewrote the result after grading),
-  and no thread the learner started was still running when grading finished;
+* the read-out and the record agree (nothing rewrote the result after grading;
+  threads the learner left running are reported);
 * every held-out metric the kernel reports matches the exported graph measured
   on the same public held-out set (the model the kernel assessed is the model
   that was exported, and nothing doctored the numbers);
@@ -52,7 +52,8 @@ def decide(
     findings = _consistency(shown, record)
     findings += _measured_findings(task, claimed, measured)
     if findings:
-        return void(task, findings, measured, claimed)
+        return void(task, findings + _thread_notes(record), measured, claimed)
+    claimed.tampering += _thread_notes(record)
     claimed.metrics.update(_outside_metrics(measured))
     unverified = _unverified(task, claimed, measured, record.export_error)
     return _row_minimum(task, claimed, unverified) if unverified else claimed
@@ -92,12 +93,17 @@ def _consistency(shown: Result | ReadoutError, record: ExportRecord) -> list[str
             f"{shown.rubric_row!r}) other than the one the grading exported "
             f"(score {record.result.score:.4f}): something rewrote it after grading"
         )
-    if record.threads:
-        findings.append(
-            f"{record.threads} thread(s) started by the code were still running when grading "
-            "finished (they could rewrite the result)"
-        )
     return findings
+
+
+def _thread_notes(record: ExportRecord) -> list[str]:
+    """Threads left running are reported, not punished: a library may leave one (tqdm's
+    monitor), and what a thread rewrites is caught by the checks above or bounded by them."""
+    if not record.threads:
+        return []
+    return [
+        f"{record.threads} thread(s) started by the code were still running when grading finished"
+    ]
 
 
 def _same(a: Result, b: Result) -> bool:
