@@ -100,14 +100,15 @@ def attacks(home: Path, peer: Path, db: Path, port: int) -> dict[str, str]:
             "raise ValueError(f'signals: saw {len(seen)} processes')\n"
         ),
         "siblings_task1.ipynb": (
-            "import glob\nothers = []\n"
-            "for cmd in glob.glob('/proc/*/cmdline'):\n"
-            "    try: text = open(cmd, 'rb').read().decode(errors='replace')\n"
+            "import glob, os\nothers = []\n"
+            "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    try: text = open(f'/proc/{pid}/cmdline', 'rb').read().decode(errors='replace')\n"
             "    except OSError: continue\n"
-            "    if 'ipykernel' in text and str(__import__('os').getpid()) not in cmd:\n"
+            "    if 'ipykernel' in text and int(pid) != os.getpid():\n"
             "        others.append(text)\n"
-            "others += glob.glob('/tmp/whipnb-*') + glob.glob('/root/.local/share/jupyter/"
-            "runtime/*')\n"
+            "own = os.path.dirname(os.getcwd())\n"
+            "others += [p for p in glob.glob('/tmp/whipnb-*') if p != own]\n"
+            "others += glob.glob('/root/.local/share/jupyter/runtime/*')\n"
             "raise ValueError(f'siblings: {len(others)} found')\n"
         ),
         "escape_task1.ipynb": (
