@@ -100,14 +100,18 @@ def attacks(home: Path, peer: Path, db: Path, port: int) -> dict[str, str]:
             "raise ValueError(f'signals: saw {len(seen)} processes')\n"
         ),
         "siblings_task1.ipynb": (
-            "import glob\nothers = []\n"
-            "for cmd in glob.glob('/proc/*/cmdline'):\n"
-            "    try: text = open(cmd, 'rb').read().decode(errors='replace')\n"
-            "    except OSError: continue\n"
-            "    if 'ipykernel' in text and str(__import__('os').getpid()) not in cmd:\n"
-            "        others.append(text)\n"
-            "others += glob.glob('/tmp/whipnb-*') + glob.glob('/root/.local/share/jupyter/"
-            "runtime/*')\n"
+            "import glob, os\n"
+            "def connection_files(pid):\n"
+            "    try: words = open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')\n"
+            "    except OSError: return set()\n"
+            "    return {w for w in words if w.endswith(b'.json')}\n"
+            "own = connection_files('self')\n"
+            "others = set()\n"
+            "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "    others |= connection_files(pid) - own\n"
+            "here = os.path.dirname(os.getcwd())\n"
+            "others |= {p for p in glob.glob('/tmp/whipnb-*') if p != here}\n"
+            "others |= set(glob.glob('/root/.local/share/jupyter/runtime/*'))\n"
             "raise ValueError(f'siblings: {len(others)} found')\n"
         ),
         "escape_task1.ipynb": (
@@ -174,7 +178,7 @@ def attacked(tmp_path_factory):
     """One batch: two honest classmates and every attack, as a grader would run it."""
     base = tmp_path_factory.mktemp("attacks")
     home, grader, out, folder = (base / name for name in ("home", "grader", "out", "class"))
-    for path in (home, grader, out):
+    for path in (home, grader, out, folder):
         path.mkdir()
     (home / ".secret").write_text(TOKEN)
     task = get_task("task1")
@@ -252,7 +256,9 @@ def test_the_gradebook_cannot_be_found_or_written(attacked):
 
 def test_the_installed_packages_are_read_only(attacked):
     text = message(attacked, "package_task1.ipynb")
-    assert "WROTE" not in text and text.count("Read-only file system") == 2
+    # Refused twice: not the kernel's files (its own uid), and a read-only mount anyway.
+    refusals = text.count("Read-only file system") + text.count("Permission denied")
+    assert "WROTE" not in text and refusals == 2
     assert digest(attacked["package"]) == attacked["package_digest"]
 
 
@@ -269,7 +275,7 @@ def test_environment_and_home_secrets_are_out_of_reach(attacked):
 
 
 def test_an_ipython_startup_file_reaches_no_later_kernel(attacked):
-    assert not (attacked["home"] / ".ipython").exists()  # the grader's HOME untouched
+    assert list(attacked["home"].rglob("00-zero.py")) == []  # the grader's HOME untouched
     assert attacked["records"]["alice_task1.ipynb"]["score"] >= 0.85
 
 
@@ -310,7 +316,9 @@ def test_there_is_no_network(attacked):
 
 def test_exec_of_the_shipped_solution_earns_nothing_and_is_flagged(attacked):
     record = attacked["records"]["copier_task1.ipynb"]
-    assert record["score"] <= 0.10  # the file reads empty: nothing trained, crash band
+    # The file reads empty: nothing trains, the seed's "no bugs fixed, code runs" row
+    # (0.15-0.25), where the copy itself would have scored in the top band.
+    assert 0.15 <= record["score"] <= 0.25 and record["status"] == "graded"
     assert any("solution.py" in finding for finding in record["copying"])
     assert any(
         "reference solution" in f for f in attacked["records"]["alice_task1.ipynb"]["copying"]

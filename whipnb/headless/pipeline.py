@@ -59,10 +59,11 @@ from whipnb.headless.readout import (
     read_record,
 )
 from whipnb.headless.sandbox import BWRAP
-from whipnb.headless.submissions import (
+from whipnb.headless.submissions import (  # reading submissions lives there
     GRADED_CELL,
     GradedCell,
     Submission,
+    find_graded_cell,  # noqa: F401  (re-exported for callers of the earlier layout)
     load_submission,
 )
 from whipnb.headless.verdict import decide
@@ -85,6 +86,8 @@ SET_UP = "%load_ext whipnb\nfrom whipnb.notebook.magic import export_here\nexpor
 MAX_KEPT_OUTPUT = 4 * 2**20
 #: The read-out cell's one result bundle may be this large.
 MAX_READ_OUT = 16 * 2**20
+#: bwrap's exit status when its command was killed by signal N: SIGNALLED + N.
+SIGNALLED = 128
 #: Stored outputs may claim this much above the graded score before it is reported.
 CLAIM_MARGIN = 0.05
 #: Normalised-token similarity to the shipped reference solution from which a
@@ -258,7 +261,9 @@ def execute_in_kernel(grading: Grading) -> None:
     if watch.reason == STOPPED:  # the watch's reason, if it killed the kernel, says why
         raise GradingStopped(f"stopped while grading a {cell.task} submission")
     reason = watch.reason or died
-    grading.fail(*_failure(reason, timeout, watch.peak_bytes, limits, process.get("kernel")))
+    sandboxed = grading.setup.sandbox == BWRAP
+    kernel_process = process.get("kernel")
+    grading.fail(*_failure(reason, timeout, watch.peak_bytes, limits, kernel_process, sandboxed))
 
 
 def read_out(grading: Grading) -> None:
@@ -378,6 +383,7 @@ def _failure(
     peak_bytes: int,
     limits: Limits,
     process: subprocess.Popen[bytes] | None,
+    sandboxed: bool = False,
 ) -> tuple[str, str]:
     """The status and message of a submission the kernel did not survive."""
     if reason == TIMEOUT:
@@ -389,13 +395,16 @@ def _failure(
             f"stopped at {peak_bytes / 2**20:.0f} MB: the kernel used more than "
             f"{limits.memory_mb} MB of memory (a tensor or list that keeps growing?)"
         )
-    return KERNEL_DIED, f"the kernel died while running the code ({_exit_reason(process)})"
+    reason = _exit_reason(process, sandboxed)
+    return KERNEL_DIED, f"the kernel died while running the code ({reason})"
 
 
-def _exit_reason(process: subprocess.Popen[bytes] | None) -> str:
+def _exit_reason(process: subprocess.Popen[bytes] | None, sandboxed: bool = False) -> str:
     code = process.returncode if process is not None else None
     if code is None:
         return "exit status unknown"
+    if sandboxed and code > SIGNALLED:  # bwrap exits 128 + N when its command died by signal N
+        code = SIGNALLED - code
     if code >= 0:
         return f"exit code {code}: os._exit() or a crash in native code?"
     try:
