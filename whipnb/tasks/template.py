@@ -148,6 +148,12 @@ class Grader(ABC):
         unseen = {} if validation is None else {self.validation_name: validation}
         return {**unseen, self.held_out_name: self._drawn_held_out()[0]}
 
+    def own_validation(self, graded: Graded) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """For a script that makes its validation split itself (so it is known only after
+        the run): ``(its inputs, the inputs the model trained on)``; the data watch then
+        treats that split like a given one.  ``None`` when the split was given."""
+        return None
+
     def is_held_out(self, name: str) -> bool:
         """Whether training on the set called ``name`` voids the run (the grader's own
         data) rather than capping it (the script's validation split)."""
@@ -239,12 +245,24 @@ class Grader(ABC):
 
     # --- the template ------------------------------------------------------------------
 
+    def _watch_own_validation(self, graded: Graded) -> None:
+        """One rule for every task: training on the validation split caps the run, also
+        when the script made the split itself (the core applies the cap)."""
+        own = self.own_validation(graded)
+        watch = graded.run.probes.get(DATA_WATCH)
+        if own is None or not isinstance(watch, TrainingDataWatch):
+            return
+        finding = watch.protect_after_run(self.validation_name, *own)
+        if finding:
+            graded.run.tampering.append(finding)
+
     def assess(self, run: Run) -> Assessment:
         """Judge a finished run from its evidence (see the module doc for the order)."""
         with single_thread() if self.single_threaded else contextlib.nullcontext():
             model = self.trained_model(run)
             graded = Graded(run, model, self.evaluate(run, model))
             graded.facts = self.gather(graded)
+            self._watch_own_validation(graded)
             own = self.checks(graded)
             checks = Checks([self.runs_check(graded), *own, self.reports_check(graded)])
             verdict = self.verdict(graded, checks)

@@ -20,7 +20,7 @@ from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
 from whipnb.tasks.common import reporting_check
 from whipnb.tasks.task2 import ACCURACY_TARGET
-from whipnb.tasks.task2.data import make_samples
+from whipnb.tasks.task2.data import make_data, make_samples
 from whipnb.tasks.task2.saturation import MAGNITUDE, DrillReport, SaturationDrill
 from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
@@ -68,8 +68,8 @@ class Task2Grader(Grader):
     def task_probes(self) -> dict[str, Probe]:
         return {"saturation": SaturationDrill()}
 
-    def data_watch(self) -> None:
-        return None
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
 
     def evaluate(self, run: Run, model: torch.nn.Module | None) -> Evaluation:
         return evaluate(model, *self.held_out())

@@ -39,7 +39,6 @@ from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 9_103
 HELD_OUT_SIZE = 4_000
-HELD_OUT_NAME = "the grader's held-out images"
 #: Fresh images that calibrate what "no copy" looks like for the near-duplicate test.
 FRESH_REFERENCE = 400
 IMAGE_SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
@@ -78,7 +77,6 @@ class Task3Grader(Grader):
 
     chance = 0.25
     ceiling = ACCURACY_CEILING
-    held_out_name = HELD_OUT_NAME
 
     def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
@@ -103,6 +101,13 @@ class Task3Grader(Grader):
             leak_ok=leak.validated > 0 and leak.share < LEAKED_SHARE,
             accuracy_ok=evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET,
         )
+
+    def own_validation(self, graded: Graded) -> tuple[torch.Tensor, torch.Tensor]:
+        """The script splits its images itself: its ``X_val`` against the images the
+        model really trained on (forward passes that backward used)."""
+        run = graded.run
+        trained, _ = run.probes["inputs"].split(graded.facts.report.backpropagated)
+        return _namespace_images(run, "X_val"), trained
 
     def runs_check(self, graded: Graded) -> Check:
         return _runs_check(graded.run, graded.facts.report)

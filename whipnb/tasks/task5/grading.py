@@ -25,7 +25,7 @@ from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
 from whipnb.tasks.common import Evaluation, LossTrend, loss_trend
 from whipnb.tasks.task5 import ACCURACY_TARGET
-from whipnb.tasks.task5.data import make_samples, pretrained_weights
+from whipnb.tasks.task5.data import make_data, make_samples, pretrained_weights
 from whipnb.tasks.task5.probe import Audit, TrainabilityProbe, audit
 from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
@@ -63,8 +63,8 @@ class Task5Grader(Grader):
     def task_probes(self) -> dict[str, Probe]:
         return {"trainability": TrainabilityProbe()}
 
-    def data_watch(self) -> None:
-        return None
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
 
     def trained_model(self, run: Run) -> torch.nn.Module | None:
         return _trained_model(run, run.probes["trainability"])
