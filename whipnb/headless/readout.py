@@ -157,6 +157,7 @@ def parse_bundle(bundle: Any, task: Task) -> Result:
         duration_s=_duration(bundle.get("duration_s")),
         version=_text(bundle.get("version"), "version"),
         rubric_row=condition,
+        rubric_key=row.key,
         targets=_targets(bundle.get("targets")),
         losses=_losses(bundle.get("losses")),
         tampering=_strings(bundle.get("tampering"), "tampering", MAX_FINDINGS),

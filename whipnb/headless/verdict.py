@@ -237,6 +237,7 @@ def void(
         duration_s=claimed.duration_s if claimed else 0.0,
         version=claimed.version if claimed else "",
         rubric_row=row.condition,
+        rubric_key=row.key,
         targets=dict(task.targets),
         losses=claimed.losses if claimed else [],
         tampering=findings + (claimed.tampering if claimed else []),

@@ -82,6 +82,7 @@ def plain_bundle(result: Result) -> dict[str, Any]:
         "duration_s": result.duration_s,
         "version": result.version,
         "rubric_row": result.rubric_row,
+        "rubric_key": result.rubric_key,
         "targets": dict(result.targets),
         "losses": [float(loss) for loss in result.losses],
         "tampering": list(result.tampering),

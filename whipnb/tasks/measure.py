@@ -29,6 +29,7 @@ import torch
 
 from whipnb.core.runner import Run
 from whipnb.tasks.common import evaluate_classifier
+from whipnb.tasks.template import Grader
 
 Metrics = dict[str, float | None]
 ModelCallable = Callable[[torch.Tensor], torch.Tensor]
@@ -63,6 +64,8 @@ def secret_seed(secret: str, task_id: str) -> int:
 class Measurement(ABC):
     """A task's outside measurement (see the module)."""
 
+    #: The task measured (its grader locates the model and holds the public held-out set).
+    task_id: str
     #: The public seed and size of the in-kernel held-out set.
     held_out_seed: int
     held_out_size: int
@@ -73,12 +76,26 @@ class Measurement(ABC):
     training_loss_key: str | None = None
 
     @abstractmethod
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``held_out_size`` samples and labels from the task's data distribution."""
 
-    @abstractmethod
+    @property
+    def grader(self) -> Grader:
+        from whipnb.tasks import get_task  # the registry imports the tasks, which import this
+
+        return get_task(self.task_id).grader
+
+    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The public held-out set exactly as the grader draws it, or a set for ``seed``."""
+        if seed == self.held_out_seed:
+            inputs, labels = self.grader.held_out()[:2]
+            return inputs, labels
+        return self.make_samples(seed)
+
     def model(self, run: Run) -> Traceable | None:
-        """The model the assessment measured and its input format, or None."""
+        """The model the assessment measured and the input it is traced with, or None."""
+        model = self.grader.trained_model(run)
+        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
     @abstractmethod
     def measure(

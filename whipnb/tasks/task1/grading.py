@@ -9,22 +9,18 @@ grader draws itself.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
-from whipnb.core.instrument import TrainingDataWatch
+import torch
+
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment, ramp
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import (
-    crash_check,
-    evaluate_classifier,
-    find_model,
-    loss_trend,
-    reporting_check,
-    watch_unseen_data,
-)
+from whipnb.tasks.common import LossTrend, loss_trend
 from whipnb.tasks.task1 import ACCURACY_TARGET, LOSS_TARGET
 from whipnb.tasks.task1.data import make_data, make_samples
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 7_211
 HELD_OUT_SIZE = 4_000
@@ -35,21 +31,33 @@ ACCURACY_CEILING = 0.955
 PLAUSIBLE_LR = (1e-4, 0.5)
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the rows of task 1 depend on."""
+
+    trend: LossTrend
+    gradients_ok: bool
+    steady: bool
+    lr_ok: bool
+    loss_ok: bool
+    accuracy_ok: bool
+
+
 class Task1Grader(Grader):
     """Gradients, learning rate and held-out accuracy of the trained linear classifier."""
 
-    def probes(self) -> dict[str, TrainingDataWatch]:
-        _x_train, _y_train, x_val, _y_val = make_data()
-        held_out, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        return {"data_watch": watch_unseen_data(x_val, held_out)}
+    ceiling = ACCURACY_CEILING
 
-    def assess(self, run: Run) -> Assessment:
-        model = find_model(run)
-        evaluation = evaluate_classifier(model, *make_samples(HELD_OUT_SIZE, HELD_OUT_SEED))
-        evidence = run.evidence
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def gather(self, graded: Graded) -> Facts:
+        evaluation, evidence = graded.evaluation, graded.run.evidence
         trend = loss_trend(evidence.losses)
         lrs = evidence.learning_rates
-
         gradients_ok = bool(evidence.steps) and evidence.fresh_step_fraction >= 0.95
         steady = trend.finite and trend.decreasing and _dropped(trend.windows)
         if gradients_ok:
@@ -58,61 +66,68 @@ class Task1Grader(Grader):
             lr_ok = bool(lrs) and all(PLAUSIBLE_LR[0] <= lr <= PLAUSIBLE_LR[1] for lr in lrs)
         loss_ok = evaluation.loss is not None and evaluation.loss < LOSS_TARGET
         accuracy_ok = evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET
+        return Facts(trend, gradients_ok, steady, lr_ok, loss_ok, accuracy_ok)
 
-        checks = [
-            crash_check(run),
-            _gradient_check(run, gradients_ok),
-            _learning_rate_check(run, gradients_ok, lr_ok, trend),
-            Check("steady", "The loss goes down steadily", steady, _steady_detail(trend)),
+    def checks(self, graded: Graded) -> list[Check]:
+        run, evaluation, facts = graded.run, graded.evaluation, graded.facts
+        return [
+            _gradient_check(run, facts.gradients_ok),
+            _learning_rate_check(run, facts.gradients_ok, facts.lr_ok, facts.trend),
+            Check(
+                "steady", "The loss goes down steadily", facts.steady, _steady_detail(facts.trend)
+            ),
             Check(
                 "final_loss",
                 f"Loss on fresh data below {LOSS_TARGET}",
-                loss_ok,
+                facts.loss_ok,
                 _measured(evaluation.loss, evaluation.error, "held-out loss"),
             ),
             Check(
                 "accuracy",
                 f"Accuracy on fresh data above {ACCURACY_TARGET:.2f}",
-                accuracy_ok,
+                facts.accuracy_ok,
                 _measured(evaluation.accuracy, evaluation.error, "held-out accuracy"),
             ),
-            reporting_check(run, "VAL_ACC", evaluation.accuracy),
         ]
-        metrics = {
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        evaluation, evidence = graded.evaluation, graded.run.evidence
+        lrs = evidence.learning_rates
+        return {
             "heldout_accuracy": evaluation.accuracy,
             "heldout_loss": evaluation.loss,
             "optimizer_steps": len(evidence.steps),
             "fresh_gradient_steps": round(evidence.fresh_step_fraction, 4),
             "learning_rate": lrs[0] if lrs else None,
-            "max_step_loss": trend.spike_value if evidence.losses else None,
+            "max_step_loss": graded.facts.trend.spike_value if evidence.losses else None,
         }
-        accuracy_quality = ramp(evaluation.accuracy, 0.5, ACCURACY_CEILING)
-        if run.crashed:
-            row, quality = self.row("crash"), accuracy_quality
-            message = f"The script crashed ({run.error_text}); fix the error first."
-        elif gradients_ok and lr_ok and loss_ok and accuracy_ok:
-            row = self.row("fixed")
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        evaluation, facts = graded.evaluation, graded.facts
+        gradients_ok, lr_ok = facts.gradients_ok, facts.lr_ok
+        accuracy_quality = self.metric_quality(graded)
+        if gradients_ok and lr_ok and facts.loss_ok and facts.accuracy_ok:
             quality = (
                 0.6 * ramp(evaluation.accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
                 + 0.3 * ramp(evaluation.loss, LOSS_TARGET, 0.12)
-                + 0.1 * checks[-1].passed
+                + 0.1 * checks.passed("reports")
             )
             message = "Both bugs fixed: the model trains smoothly and meets the targets."
-        elif gradients_ok and lr_ok:
-            row, quality = self.row("fixed_short"), accuracy_quality
+            return Verdict("fixed", quality, message)
+        if gradients_ok and lr_ok:
             message = "Both bugs look fixed, but the model does not meet the targets yet."
-        elif gradients_ok or lr_ok:
-            row, quality = self.row("one_fixed"), accuracy_quality
+            return Verdict("fixed_short", accuracy_quality, message)
+        if gradients_ok or lr_ok:
             message = (
                 "One bug left: the steps now see gradients, but training is unstable or stalled."
                 if gradients_ok
                 else "One bug left: the learning rate looks sane, but the weights never update."
             )
-        else:
-            row = self.row("none_fixed")
-            quality = 0.5 * evidence.fresh_step_fraction + 0.5 * accuracy_quality
-            message = "Both bugs are still there: the model does not learn."
-        return Assessment(row, quality, checks, metrics, message)
+            return Verdict("one_fixed", accuracy_quality, message)
+        quality = 0.5 * graded.run.evidence.fresh_step_fraction + 0.5 * accuracy_quality
+        return Verdict(
+            "none_fixed", quality, "Both bugs are still there: the model does not learn."
+        )
 
 
 def _dropped(windows: list[float]) -> bool:
@@ -138,7 +153,7 @@ def _gradient_check(run: Run, ok: bool) -> Check:
     return Check("gradients", title, False, detail)
 
 
-def _learning_rate_check(run: Run, gradients_ok: bool, ok: bool, trend) -> Check:
+def _learning_rate_check(run: Run, gradients_ok: bool, ok: bool, trend: LossTrend) -> Check:
     lrs = run.evidence.learning_rates
     title = "The learning rate trains stably"
     shown = ", ".join(f"{lr:g}" for lr in lrs) or "none"
@@ -164,7 +179,7 @@ def _learning_rate_check(run: Run, gradients_ok: bool, ok: bool, trend) -> Check
     return Check("learning_rate", title, ok, detail)
 
 
-def _steady_detail(trend) -> str:
+def _steady_detail(trend: LossTrend) -> str:
     if not trend.windows:
         return "no loss was ever backpropagated"
     every = max(1, len(trend.windows) // 5)

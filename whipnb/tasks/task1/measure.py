@@ -7,14 +7,11 @@ from collections.abc import Mapping
 import torch
 
 from whipnb.core.rubric import ramp
-from whipnb.core.runner import Run
-from whipnb.tasks.common import find_model
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
     Metrics,
     ModelCallable,
-    Traceable,
     above,
     below,
     classifier_metrics,
@@ -25,6 +22,7 @@ from whipnb.tasks.task1.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT
 
 
 class Task1Measurement(Measurement):
+    task_id = "task1"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {
@@ -34,12 +32,8 @@ class Task1Measurement(Measurement):
 
     training_loss_key = "loss"
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
-
-    def model(self, run: Run) -> Traceable | None:
-        model = find_model(run)
-        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
     def measure(
         self,

@@ -13,14 +13,11 @@ from collections.abc import Mapping
 import torch
 
 from whipnb.core.rubric import ramp
-from whipnb.core.runner import Run
-from whipnb.tasks.common import find_model
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
     Metrics,
     ModelCallable,
-    Traceable,
     above,
 )
 from whipnb.tasks.task2 import ACCURACY_TARGET
@@ -29,16 +26,13 @@ from whipnb.tasks.task2.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT
 
 
 class Task2Measurement(Measurement):
+    task_id = "task2"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {"accuracy": Compared("heldout_accuracy", True, 0.03)}
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
-
-    def model(self, run: Run) -> Traceable | None:
-        model = find_model(run)
-        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
     def measure(
         self,

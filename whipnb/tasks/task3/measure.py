@@ -11,23 +11,21 @@ from collections.abc import Mapping
 import torch
 
 from whipnb.core.rubric import ramp
-from whipnb.core.runner import Run
-from whipnb.tasks.common import find_model
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
     Metrics,
     ModelCallable,
-    Traceable,
     above,
     classifier_metrics,
 )
 from whipnb.tasks.task3 import ACCURACY_TARGET
 from whipnb.tasks.task3.data import make_samples
-from whipnb.tasks.task3.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE, held_out
+from whipnb.tasks.task3.grading import ACCURACY_CEILING, HELD_OUT_SEED, HELD_OUT_SIZE
 
 
 class Task3Measurement(Measurement):
+    task_id = "task3"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {
@@ -35,14 +33,8 @@ class Task3Measurement(Measurement):
         "loss": Compared("heldout_loss", False, 0.05),
     }
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if seed == self.held_out_seed:
-            return held_out()  # the task's cached copy: the same tensors, generated once
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
-
-    def model(self, run: Run) -> Traceable | None:
-        model = find_model(run)
-        return None if model is None else Traceable(model, held_out()[0])
 
     def measure(
         self,

@@ -14,14 +14,11 @@ from collections.abc import Mapping
 import torch
 
 from whipnb.core.rubric import ramp
-from whipnb.core.runner import Run
-from whipnb.tasks.common import find_model
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
     Metrics,
     ModelCallable,
-    Traceable,
     above,
 )
 from whipnb.tasks.task4 import F1_TARGET
@@ -31,6 +28,7 @@ from whipnb.tasks.task4.grading import BCE_BEST, BCE_WORST, F1_CEILING, HELD_OUT
 
 
 class Task4Measurement(Measurement):
+    task_id = "task4"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {
@@ -38,12 +36,8 @@ class Task4Measurement(Measurement):
         "bce": Compared("heldout_bce", False, 0.03),
     }
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
-
-    def model(self, run: Run) -> Traceable | None:
-        model = find_model(run)
-        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
     def measure(
         self,

@@ -13,13 +13,11 @@ from collections.abc import Mapping
 import torch
 
 from whipnb.core.rubric import ramp
-from whipnb.core.runner import Run
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
     Metrics,
     ModelCallable,
-    Traceable,
     above,
     classifier_metrics,
 )
@@ -30,11 +28,11 @@ from whipnb.tasks.task5.grading import (
     CHANCE,
     HELD_OUT_SEED,
     HELD_OUT_SIZE,
-    _trained_model,
 )
 
 
 class Task5Measurement(Measurement):
+    task_id = "task5"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {
@@ -44,12 +42,8 @@ class Task5Measurement(Measurement):
 
     training_loss_key = "loss"
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
-
-    def model(self, run: Run) -> Traceable | None:
-        model = _trained_model(run, run.probes["trainability"])
-        return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
     def measure(
         self,

@@ -432,18 +432,10 @@ class HeldOut:
     view: str
 
 
-@cache
-def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    """The grader's images ``(N, 32, 32, 3)``, exactly as generated, and their labels."""
-    return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-
-
-def held_out_views(
-    layout: str, size: int, images: torch.Tensor | None = None
-) -> list[tuple[str, torch.Tensor]]:
-    """The grader's images (or ``images``, HWC) in the learner's layout and size, one per
+def held_out_views(images: torch.Tensor, layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
+    """The grader's images ``(N, 32, 32, 3)`` in the learner's layout and size, one per
     plausible resize."""
-    chw = (_held_out()[0] if images is None else images).permute(0, 3, 1, 2)
+    chw = images.permute(0, 3, 1, 2)
     views: list[tuple[str, torch.Tensor]] = []
     if size == IMAGE_SIZE:
         views.append(("as generated", chw))
@@ -471,10 +463,11 @@ def input_format(input_shape: Shape | None) -> tuple[str, int] | None:
 def evaluate_held_out(
     model: nn.Module | None,
     input_shape: Shape | None,
-    samples: tuple[torch.Tensor, torch.Tensor] | None = None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
 ) -> HeldOut | None:
-    """Accuracy of the trained model on the grader's images (or ``samples``), in the format
-    it was fed.
+    """Accuracy of the trained model on the grader's images (exactly as generated,
+    ``(N, 32, 32, 3)``), in the format it was fed.
 
     When the learner resized, the resize method that suits the model best is
     picked on the first 250 images, then the model is measured on all of them.
@@ -483,8 +476,7 @@ def evaluate_held_out(
     if model is None or found is None:
         return None
     layout, size = found
-    images, labels = _held_out() if samples is None else samples
-    views = held_out_views(layout, size, images)
+    views = held_out_views(images, layout, size)
     if len(views) > 1:
         scores = [
             _evaluate(model, view[:SELECTION_SIZE], labels[:SELECTION_SIZE]) for _, view in views
@@ -520,24 +512,18 @@ WATCHED_FORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@cache
-def unseen_images() -> dict[str, torch.Tensor]:
+def unseen_images(held_out: torch.Tensor) -> dict[str, torch.Tensor]:
     """Validation and held-out images in each watched form, keyed by a readable name."""
     first = f"'s first {WATCHED_ROWS} images"
     sets = {
         "the validation split" + first: make_data()[2][:WATCHED_ROWS],
-        HELD_OUT_NAME + first: _held_out()[0][:WATCHED_ROWS],
+        HELD_OUT_NAME + first: held_out[:WATCHED_ROWS],
     }
     return {
         name + suffix: form(images)
         for name, images in sets.items()
         for suffix, form in WATCHED_FORMS.items()
     }
-
-
-def held_out_names(images: dict[str, torch.Tensor]) -> tuple[str, ...]:
-    """The names among :func:`unseen_images` whose use voids the run."""
-    return tuple(name for name in images if name.startswith(HELD_OUT_NAME))
 
 
 __all__ = [

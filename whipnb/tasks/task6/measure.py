@@ -28,15 +28,15 @@ from whipnb.tasks.task6.data import make_samples
 from whipnb.tasks.task6.evidence import (
     HELD_OUT_SEED,
     HELD_OUT_SIZE,
-    _held_out,
     evaluate_held_out,
     held_out_views,
     input_format,
 )
-from whipnb.tasks.task6.grading import ACCURACY_CEILING, CHANCE, _Assessor
+from whipnb.tasks.task6.grading import ACCURACY_CEILING, CHANCE, PROBE, _calls
 
 
 class Task6Measurement(Measurement):
+    task_id = "task6"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
     compared = {
@@ -44,20 +44,17 @@ class Task6Measurement(Measurement):
         "loss": Compared("heldout_loss", False, 0.1),
     }
 
-    def samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if seed == self.held_out_seed:
-            images, labels = _held_out()
-            return images.clone(), labels.clone()
+    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)
 
     def model(self, run: Run) -> Traceable | None:
-        assessor = _Assessor(run)
-        fed = next((c.input_shape for c in assessor.train_calls if c.output_shape), None)
-        found = input_format(fed)
-        if assessor.model is None or found is None:
+        model = self.grader.trained_model(run)
+        train_calls, _ = _calls(run.probes[PROBE].record, model)
+        found = input_format(next((c.input_shape for c in train_calls if c.output_shape), None))
+        if model is None or found is None:
             return None
-        views = held_out_views(*found, self.samples(self.held_out_seed)[0])
-        return Traceable(assessor.model, views[0][1])
+        views = held_out_views(self.samples(self.held_out_seed)[0], *found)
+        return Traceable(model, views[0][1])
 
     def measure(
         self,
@@ -66,7 +63,7 @@ class Task6Measurement(Measurement):
         labels: torch.Tensor,
         input_shape: tuple[int, ...] = (),
     ) -> Metrics:
-        held_out = evaluate_held_out(model, input_shape, (inputs, labels))  # type: ignore[arg-type]
+        held_out = evaluate_held_out(model, input_shape, inputs, labels)  # type: ignore[arg-type]
         if held_out is None:
             return {"accuracy": None, "loss": None}
         return {"accuracy": held_out.evaluation.accuracy, "loss": held_out.evaluation.loss}
