@@ -175,7 +175,7 @@ def _metric_findings(
             f"the kernel reports {compared.bundle_key} {reported:.4f}, but the exported "
             f"model measures {public:.4f} on the same held-out data"
         )
-    if public is not None and secret is not None:
+    if compared.noise is not None and public is not None and secret is not None:
         gap = (public - secret) if compared.higher_is_better else (secret - public)
         if gap > compared.noise * scale:
             findings.append(

@@ -47,11 +47,13 @@ class Traceable:
 class Compared:
     """A measured metric: its key in the result bundle's metrics, which way is better,
     how far an honest model's value may move between two held-out sets of this size
-    (sampling noise), and how far the kernel's value may differ on the same set."""
+    (sampling noise; None: not compared across sets, as a heavy-tailed loss, where a
+    few confident mistakes move the mean more than any bound worth having), and how
+    far the kernel's value may differ on the same set."""
 
     bundle_key: str
     higher_is_better: bool
-    noise: float
+    noise: float | None
     same_set_tolerance: float = 2e-3
 
 

@@ -37,7 +37,7 @@ class Task5Measurement(Measurement):
     held_out_size = HELD_OUT_SIZE
     compared = {
         "accuracy": Compared("heldout_accuracy", True, 0.03),
-        "loss": Compared("heldout_loss", False, 0.05),
+        "loss": Compared("heldout_loss", False, None),
     }
 
     training_loss_key = "loss"
