@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from whipnb.core.instrument import Probe
 
-class TrainabilityProbe:
+
+class TrainabilityProbe(Probe):
     """Context manager: a global optimizer pre-step hook recording held parameters."""
 
     def __init__(self) -> None:
