@@ -80,13 +80,13 @@ class _Assessor:
         self.val_calls = [c for c in calls if not c.is_training]
         self.train_feed = feed(self.train_calls, "training")
         self.val_feed = feed(self.val_calls, "validation")
+        self.turned = orientation(self.record.first_conv_images)
 
     def verdicts(self) -> dict[str, Verdict]:
         feeds = [f for f in (self.train_feed, self.val_feed) if f is not None]
-        turned = orientation(self.record.first_conv_images)
         size = self.train_feed.size if self.train_feed else None
         return {
-            "layout": layout_verdict(self.train_feed, self.val_feed, turned),
+            "layout": layout_verdict(self.train_feed, self.val_feed, self.turned),
             "size": size_verdict(feeds, self.model),
             "labels": labels_verdict(
                 self.record, bool(self.run.evidence.losses), self.run.namespace
@@ -97,7 +97,8 @@ class _Assessor:
     def held_out(self) -> HeldOut | None:
         trained = any(step.applied_fresh_gradient for step in self.run.evidence.steps)
         fed = next((c.input_shape for c in self.train_calls if c.output_shape), None)
-        return evaluate_held_out(self.model, fed) if trained else None
+        scrambled = self.turned == "scrambled"
+        return evaluate_held_out(self.model, fed, scrambled) if trained else None
 
     def progress(self) -> float:
         """How far the pipeline got: past conv1, logits out, weights trained, predictions out."""
@@ -147,9 +148,15 @@ class _Assessor:
     def _partial_message(self, fixed: int, verdicts: dict[str, Verdict]) -> str:
         if fixed == 4:
             return f"All four bugs look fixed, but the script still raised {self.run.error_text}."
-        left = ", ".join(name for key, _, name in BUGS if not verdicts[key].fixed)
+        left = [name for key, _, name in BUGS if verdicts[key].tested and not verdicts[key].fixed]
+        untested = [name for key, _, name in BUGS if not verdicts[key].tested]
         stop = f" The script stopped with {self.run.error_text}." if self.run.crashed else ""
-        return f"{fixed} of 4 bugs fixed.{stop} Still to fix: {left}."
+        message = f"{fixed} of 4 bugs fixed.{stop}"
+        if left:
+            message += f" Still to fix: {', '.join(left)}."
+        if untested:
+            message += f" Not reached yet, so untested: {', '.join(untested)}."
+        return message
 
 
 def _top_row(task: Task6Grader, accuracy: float | None, honest: bool) -> tuple[Row, float, str]:
