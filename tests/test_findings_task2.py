@@ -35,7 +35,8 @@ facts = {
 
 def facts_for(sigmoid: str) -> str:
     return (
-        "import math\nfinite_model = all(bool(torch.isfinite(p).all()) for p in model.parameters())\n"
+        "import math\n"
+        "finite_model = all(bool(torch.isfinite(p).all()) for p in model.parameters())\n"
         + FACTS.replace("SIGMOID_OF", sigmoid)
     )
 

@@ -40,6 +40,7 @@ facts = {
     "f1": 2 * tp / float(p.sum() + y.sum()),
     "blind_f1": blind,
     "loss_ratio": losses[-1] / losses[0],
+    "epoch_losses": losses,
 }
 """
 
@@ -142,3 +143,24 @@ def test_a_clamped_bce_that_misses_the_target_claims_no_cause_it_cannot_show():
     assert run.facts["f1"] < 0.75
     assert run.row_key == "fixed_short" and 0.75 <= run.result.score <= 0.85
     assert "needs more" not in run.result.message
+
+
+@pytest.mark.parametrize("name", sorted(SUBMISSIONS))
+def test_every_check_states_what_the_run_measured(name):
+    """The F1 finding carries the held-out micro-F1 (checked against the test's own
+    draw), the improvement finding the recorded step losses, the predict finding the
+    rule's agreement with sigmoid > 0.5."""
+    run = graded(name)
+    if not run.check("runs").passed:
+        return  # the crashing variant: nothing trained to measure
+    facts = run.facts
+    f1 = run.check("f1")
+    measured = numbers(f1.detail.split("micro-F1 ", 1)[1])[0]
+    assert measured == pytest.approx(facts["f1"], abs=0.03)
+    assert f1.passed == (measured > 0.75)
+    start, end = numbers(run.check("improves").detail)[:2]
+    assert end == pytest.approx(facts["epoch_losses"][-1], rel=0.15)
+    assert run.check("improves").passed == (end < 0.8 * start)
+    predict = run.check("predict")
+    assert predict.passed  # every variant keeps the solution's sigmoid > 0.5 rule
+    assert "agrees with sigmoid > 0.5 on 100.0%" in predict.detail
