@@ -85,9 +85,7 @@ def test_a_scrambling_reshape_is_not_a_channel_order_fix_and_its_cost_is_not_tam
         ("validation unsqueeze(-1)", "(3, 28, 28, 1)", 3),
     ],
 )
-def test_a_batch_axis_in_the_wrong_place_is_blamed_on_the_batch_dimension_alone(
-    name, shape, axis
-):
+def test_a_batch_axis_in_the_wrong_place_is_blamed_on_the_batch_dimension_alone(name, shape, axis):
     run = graded(name)
     assert run.facts["channels_moved"]  # training was right
     assert run.row_key == "three_fixed" and 0.65 <= run.result.score <= 0.80

@@ -114,7 +114,15 @@ class Task3Grader(Grader):
             "piled_up_graphs": report.piled_graphs,
             "optimizer_steps": len(run.evidence.steps),
         }
-        verdict = _Verdict(out_of_memory, graphs_ok, leak_ok, leak.validated > 0, checks[-1].passed)
+        verdict = _Verdict(
+            out_of_memory,
+            graphs_ok,
+            leak_ok,
+            leak.validated > 0,
+            checks[-1].passed,
+            _pile_text(report),
+            _leak_summary(leak),
+        )
         row, quality, message = self._judge(run, evaluation.accuracy, verdict)
         return Assessment(
             row, quality, checks, metrics, message, status=MEMORY if out_of_memory else GRADED
@@ -143,16 +151,15 @@ class Task3Grader(Grader):
             return self.row("fixed_short"), ramp(accuracy, 0.5, ACCURACY_TARGET), message
         if verdict.graphs_ok or verdict.leak_ok:
             if verdict.leak_ok:
-                message = (
-                    "One bug left: graphs still pile up; a full-length run runs out of memory."
-                )
+                message = f"One bug left: graphs still pile up ({verdict.pile})."
             elif verdict.validated:
-                message = "One bug left: validation images are copies of training images (leakage)."
+                message = f"One bug left: {verdict.leak} (leakage)."
             else:
                 message = "One bug left: the model is never validated on images kept apart."
             return self.row("one_fixed"), ramp(accuracy, 0.5, ACCURACY_CEILING), message
+        leak = verdict.leak if verdict.validated else "no image was kept apart for validation"
         message = (
-            "Both bugs are still there; this run only fits in memory because it is short."
+            f"Both bugs are still there: graphs pile up ({verdict.pile}), and {leak}."
             if run.evidence.steps
             else "Nothing was trained (optimizer.step() never ran), so no fix can be seen."
         )
@@ -168,6 +175,8 @@ class _Verdict:
     leak_ok: bool
     validated: bool  #: the model was validated on images it did not train on
     honest_report: bool  #: the printed lines agree with what the grader measured
+    pile: str = ""  #: the measured graph pile-up, in words
+    leak: str = ""  #: what the validation images are, in words
 
 
 # --- evidence -------------------------------------------------------------------
@@ -278,13 +287,38 @@ def _leak_check(
         if leak.duplicated:
             detail = detail.replace("none of the", f"only {leak.duplicated} of the", 1)
         return Check("leakage", title, True, detail)
-    detail = (
-        f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) are "
-        f"augmented copies of images the model trained on (typical fine-detail correlation "
-        f"{leak.typical_copy:.2f}, new images {leak.typical_fresh:.2f}): the split was made "
-        f"after augmenting{accuracies}"
+    correlation = (
+        f"typical fine-detail correlation {leak.typical_copy:.2f}, new images "
+        f"{leak.typical_fresh:.2f}"
     )
-    return Check("leakage", title, False, detail)
+    if leak.identical * 2 >= leak.duplicated:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are copies of images the model trained on, {leak.identical} of them identical "
+            f"({correlation}): the model was trained on validation images themselves"
+        )
+    else:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are augmented copies of images the model trained on ({correlation}): the split "
+            "was made after augmenting"
+        )
+    return Check("leakage", title, False, detail + accuracies)
+
+
+def _leak_summary(leak: Overlap) -> str:
+    if leak.identical * 2 >= leak.duplicated and leak.identical:
+        return "the model trained on its validation images themselves"
+    return "validation images are augmented copies of training images"
+
+
+def _pile_text(report: GraphReport) -> str:
+    """The measured pile-up: how many unused graphs were alive at once, and the peak."""
+    return (
+        f"{report.piled_graphs} graphs that never reached backward() were alive at once, "
+        f"holding {mib(report.piled_bytes)}; graph memory peaked at {mib(report.peak_bytes)} "
+        f"of the {mib(report.budget_bytes)} budget"
+    )
 
 
 def _accuracy_comparison(own: tuple[float | None, str], evaluation: Evaluation) -> str:
