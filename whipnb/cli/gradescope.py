@@ -232,6 +232,7 @@ def grade_for_gradescope(root: Path, config: dict[str, Any]) -> dict[str, Any]:
     )
     if not results["tests"]:
         results["tests"] = [nothing_submitted(config.get("points", 1.0))]
+    results["extra_data"] |= {"learner": learner, "whipnb_version": __version__}
     return results
 
 
