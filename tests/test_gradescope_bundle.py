@@ -46,6 +46,8 @@ def test_the_bundle_holds_the_scripts_pinned_dependencies_and_this_whipnb(tmp_pa
     assert requirements and all("==" in line for line in requirements)
     assert any(line.startswith("nbclient==") for line in requirements)
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in setup
+    # The Python the pinned packages were installed for, whatever Ubuntu ships.
+    assert f"uv venv --python {sys.version_info.major}.{sys.version_info.minor} " in setup
 
 
 def test_run_autograder_grades_a_submission_into_results_json(tmp_path):
