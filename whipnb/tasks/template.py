@@ -236,9 +236,8 @@ class Grader(ABC):
 
     def crashed(self, graded: Graded) -> Verdict:
         """The crash row, rising with what the model still learned before the crash."""
-        return Verdict(
-            self.crash_row or "crash", self.metric_quality(graded), self.crash_message(graded)
-        )
+        row = self.crash_row if self.crash_row is not None else self.task.crash_row.key
+        return Verdict(row, self.metric_quality(graded), self.crash_message(graded))
 
     def crash_message(self, graded: Graded) -> str:
         return f"The script crashed ({graded.run.error_text}); fix the error first."
