@@ -495,22 +495,16 @@ class HeldOut:
     view: str
 
 
-@cache
-def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    """The grader's images ``(N, 32, 32, 3)``, exactly as generated, and their labels."""
-    return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-
-
 def held_out_views(
-    layout: str, size: int, scrambled: bool = False
+    images: torch.Tensor, layout: str, size: int, scrambled: bool = False
 ) -> list[tuple[str, torch.Tensor]]:
-    """The grader's images in the learner's layout and size, one per plausible resize;
-    ``scrambled``: converted the way the learner did, by reshaping HWC data to CHW."""
-    images = _held_out()[0]
+    """The grader's images ``(N, 32, 32, 3)`` in the learner's layout and size, one per
+    plausible resize; ``scrambled``: converted the way the learner did, by reshaping HWC
+    data to CHW instead of moving the channel axis."""
     chw = (
         images.reshape(images.shape[0], *images.shape[1:][::-1])
         if scrambled
-        else (images.permute(0, 3, 1, 2))
+        else images.permute(0, 3, 1, 2)
     )
     views: list[tuple[str, torch.Tensor]] = []
     if size == IMAGE_SIZE:
@@ -528,9 +522,14 @@ def held_out_views(
 
 
 def evaluate_held_out(
-    model: nn.Module | None, input_shape: Shape | None, scrambled: bool = False
+    model: nn.Module | None,
+    input_shape: Shape | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    scrambled: bool = False,
 ) -> HeldOut | None:
-    """Accuracy of the trained model on the grader's images, in the format it was fed.
+    """Accuracy of the trained model on the grader's images (exactly as generated,
+    ``(N, 32, 32, 3)``), in the format it was fed.
 
     When the learner resized, the resize method that suits the model best is
     picked on the first 250 images, then the model is measured on all of them.
@@ -541,8 +540,7 @@ def evaluate_held_out(
     size = {"CHW": input_shape[2], "HWC": input_shape[1]}.get(layout)
     if size is None:
         return None
-    _, labels = _held_out()
-    views = held_out_views(layout, size, scrambled)
+    views = held_out_views(images, layout, size, scrambled)
     if len(views) > 1:
         scores = [
             _evaluate(model, view[:SELECTION_SIZE], labels[:SELECTION_SIZE]) for _, view in views
@@ -580,24 +578,18 @@ WATCHED_FORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@cache
-def unseen_images() -> dict[str, torch.Tensor]:
+def unseen_images(held_out: torch.Tensor) -> dict[str, torch.Tensor]:
     """Validation and held-out images in each watched form, keyed by a readable name."""
     first = f"'s first {WATCHED_ROWS} images"
     sets = {
         "the validation split" + first: make_data()[2][:WATCHED_ROWS],
-        HELD_OUT_NAME + first: _held_out()[0][:WATCHED_ROWS],
+        HELD_OUT_NAME + first: held_out[:WATCHED_ROWS],
     }
     return {
         name + suffix: form(images)
         for name, images in sets.items()
         for suffix, form in WATCHED_FORMS.items()
     }
-
-
-def held_out_names(images: dict[str, torch.Tensor]) -> tuple[str, ...]:
-    """The names among :func:`unseen_images` whose use voids the run."""
-    return tuple(name for name in images if name.startswith(HELD_OUT_NAME))
 
 
 __all__ = [
