@@ -12,6 +12,7 @@ import pytest
 from helpers import edit, grade_quietly
 
 import whipnb.tasks
+from whipnb.cli.main import main
 from whipnb.tasks import UnknownTaskError, all_tasks, get_task, task_order, task_problems
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -148,6 +149,15 @@ def test_broken_plugins_are_left_out_with_a_reason(site):
     assert get_task("task1").title == "Broken training loop"
     with pytest.raises(UnknownTaskError, match="could not be loaded: entry point 'missing'"):
         get_task("missing")
+
+
+def test_whipnb_tasks_lists_plugins_and_says_which_were_left_out(site, capsys):
+    install(site, "missing = course_missing:TASK\n")
+    whipnb.tasks.reload_tasks()
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "nan_loss" in out and "Keep the loss finite" in out
+    assert "task 'missing' left out: entry point 'missing' (course_missing:TASK) failed" in out
 
 
 def test_an_unknown_task_lists_the_known_ones():
