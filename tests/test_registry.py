@@ -12,6 +12,8 @@ import pytest
 from helpers import edit, grade_quietly
 
 import whipnb.tasks
+from whipnb.cli.main import main
+from whipnb.headless.kernels import warm_up
 from whipnb.tasks import UnknownTaskError, all_tasks, get_task, task_order, task_problems
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -148,6 +150,31 @@ def test_broken_plugins_are_left_out_with_a_reason(site):
     assert get_task("task1").title == "Broken training loop"
     with pytest.raises(UnknownTaskError, match="could not be loaded: entry point 'missing'"):
         get_task("missing")
+
+
+def test_whipnb_tasks_lists_plugins_and_says_which_were_left_out(site, capsys):
+    install(site, "missing = course_missing:TASK\n")
+    whipnb.tasks.reload_tasks()
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "nan_loss" in out and "Keep the loss finite" in out
+    assert "task 'missing' left out: entry point 'missing' (course_missing:TASK) failed" in out
+
+
+def test_a_plugin_whose_grading_code_is_broken_breaks_only_its_own_gradings(site):
+    (site / "course_tasks" / "no_grader.py").write_text(
+        "from course_tasks import NanLoss\n\n\nclass NoGrader(NanLoss):\n"
+        "    id = 'broken_grader'\n    grading = 'course_tasks.missing_grading:Grader'\n"
+    )
+    install(site, "no_grader = course_tasks.no_grader:NoGrader\n", name="no_grader")
+    whipnb.tasks.reload_tasks()
+    # what every kernel booted ahead runs; broken_grader sorts before nan_loss, whose
+    # grader must still be loaded after it
+    warm_up()
+    assert "course_tasks.grading" in sys.modules
+    with pytest.raises(ModuleNotFoundError, match="course_tasks.missing_grading"):
+        grade_quietly("broken_grader", "print('hello')\n")
+    assert grade_quietly("nan_loss", get_task("nan_loss").solution_source).score == 1.0
 
 
 def test_an_unknown_task_lists_the_known_ones():

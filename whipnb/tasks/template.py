@@ -96,7 +96,12 @@ class Checks(list[Check]):
 
 
 class Grader(ABC):
-    """A task's grading code: the template (see the module doc) and the task's hooks."""
+    """A task's grading code: the template (see the module doc) and the task's hooks.
+
+    One grader serves every run of its task and keeps no state per run: what a run
+    produced lives on :class:`Graded`, and the integrity guard watches the grader
+    like the task, so an attribute that changes during an assessment voids it.
+    """
 
     #: The rubric row a crash lands in; ``None`` when the task's own :meth:`judge`
     #: grades crashes too (task 6 counts the bugs fixed on the way to the crash).
@@ -231,9 +236,8 @@ class Grader(ABC):
 
     def crashed(self, graded: Graded) -> Verdict:
         """The crash row, rising with what the model still learned before the crash."""
-        return Verdict(
-            self.crash_row or "crash", self.metric_quality(graded), self.crash_message(graded)
-        )
+        row = self.crash_row if self.crash_row is not None else self.task.crash_row.key
+        return Verdict(row, self.metric_quality(graded), self.crash_message(graded))
 
     def crash_message(self, graded: Graded) -> str:
         return f"The script crashed ({graded.run.error_text}); fix the error first."

@@ -91,7 +91,9 @@ class Task2Grader(Grader):
         facts, losses = graded.facts, graded.run.evidence.losses
         return [
             _loss_check(losses, facts.first_nan, facts.drill),
-            _weights_check(graded.model, facts.nan_weights, facts.first_nan is not None),
+            _weights_check(
+                graded.model, facts.nan_weights, facts.first_nan is not None, facts.drill.guards
+            ),
             _drill_check(facts.drill, facts.first_nan, bool(losses)),
             Check(
                 "accuracy",
@@ -121,8 +123,11 @@ class Task2Grader(Grader):
         accuracy_quality = self.metric_quality(graded)
         if facts.first_nan is not None or facts.nan_weights:
             quality = facts.first_nan / len(losses) if facts.first_nan is not None else 0.0
-            message = "The loss still turns NaN" + (
-                ", and the NaN wrecks the model's weights." if facts.nan_weights else "."
+            message = (
+                "The loss still turns NaN"
+                + (", and the NaN wrecks the model's weights." if facts.nan_weights else ".")
+                if facts.first_nan is not None
+                else "No loss was NaN, but a NaN gradient wrecked the model's weights."
             )
             return Verdict("still_nan", quality, message)
         if not facts.trained:
@@ -189,10 +194,10 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
         return Check("finite_loss", title, False, "backward() was never called on a loss")
     if first_nan is None:
         detail = f"all {len(losses)} losses were finite"
-        if math.isfinite(drill.logit_max) and drill.logit_max >= SATURATION_LOGIT:
+        if drill.sigmoid_reached_one and math.isfinite(drill.logit_max):
             detail += (
-                f", even with logits up to {drill.logit_max:.1f}, past the {SATURATION_LOGIT:.1f} "
-                "where sigmoid rounds to exactly 1.0"
+                f", even where the loss's sigmoid ({', '.join(drill.sigmoid_dtypes)}) returned "
+                f"exactly 1.0 (logits up to {drill.logit_max:.1f})"
             )
         return Check("finite_loss", title, True, detail)
     bad = sum(not math.isfinite(loss) for loss in losses)
@@ -201,7 +206,9 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
         f"({100 * first_nan / len(losses):.0f}% into training), and {bad} losses were NaN or inf"
     )
     logit = _logit_before(drill, first_nan, len(losses))
-    if logit is not None and logit >= SATURATION_LOGIT:
+    float32_sigmoid = drill.sigmoid_dtypes == ["float32"]
+    saturating = float32_sigmoid and "log(1 - pred)" in drill.zero_logs
+    if saturating and logit is not None and logit >= SATURATION_LOGIT:
         detail += (
             f". Just before it, the largest logit had reached {logit:.1f}: in float32 "
             f"sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = -inf and "
@@ -259,7 +266,9 @@ def _near_one(value: float) -> str:
     return f"1 {'-' if value < 1 else '+'} {abs(1 - value):.0e}".replace("e-0", "e-")
 
 
-def _weights_check(model: torch.nn.Module | None, nan_weights: int, nan_loss: bool) -> Check:
+def _weights_check(
+    model: torch.nn.Module | None, nan_weights: int, nan_loss: bool, guards: list[str]
+) -> Check:
     title = "The trained weights are finite"
     if model is None:
         return Check("weights", title, False, "no trained model (torch.nn.Module) was found")
@@ -271,11 +280,25 @@ def _weights_check(model: torch.nn.Module | None, nan_weights: int, nan_loss: bo
         "overwrites them, and every prediction after that is NaN"
     )
     if not nan_loss:
-        detail += (
-            ". Every loss looked finite, so the NaN was hidden in the loss value (by "
-            "nan_to_num, for example) while its gradient still carried it"
-        )
+        detail += ". " + _hidden_nan(guards)
     return Check("weights", title, False, detail)
+
+
+def _hidden_nan(guards: list[str]) -> str:
+    """Every loss was finite yet the weights are NaN: name what hid it, if the run shows it."""
+    if "where" in guards:
+        return (
+            "Every loss was finite: torch.where picked the finite branch, but backward() "
+            "differentiates both branches, and the log's gradient where its input is 0 is "
+            "infinite, so the discarded branch sent 0 * inf = NaN into the gradient"
+        )
+    if any(guard.startswith("nan_to_num") or guard.startswith("masked_fill") for guard in guards):
+        name = next(g for g in guards if g != "where").rstrip("_")
+        return (
+            f"Every loss was finite: {name} replaced the NaN in the loss value, but its "
+            "gradient still carried it"
+        )
+    return "Every loss was finite, yet a NaN reached the weights through the gradient"
 
 
 def _drill_check(drill: DrillReport, first_nan: int | None, backpropagated: bool) -> Check:

@@ -165,16 +165,19 @@ class Task3Grader(Grader):
             return Verdict("fixed_short", ramp(accuracy, 0.5, ACCURACY_TARGET), message)
         if facts.graphs_ok or facts.leak_ok:
             if facts.leak_ok:
-                message = (
-                    "One bug left: graphs still pile up; a full-length run runs out of memory."
-                )
+                message = f"One bug left: graphs still pile up ({_pile_text(facts.report)})."
             elif facts.validated:
-                message = "One bug left: validation images are copies of training images (leakage)."
+                message = f"One bug left: {_leak_summary(facts.leak)} (leakage)."
             else:
                 message = "One bug left: the model is never validated on images kept apart."
             return Verdict("one_fixed", ramp(accuracy, 0.5, ACCURACY_CEILING), message)
+        leak = (
+            _leak_summary(facts.leak)
+            if facts.validated
+            else "no image was kept apart for validation"
+        )
         message = (
-            "Both bugs are still there; this run only fits in memory because it is short."
+            f"Both bugs are still there: graphs pile up ({_pile_text(facts.report)}), and {leak}."
             if run.evidence.steps
             else "Nothing was trained (optimizer.step() never ran), so no fix can be seen."
         )
@@ -289,13 +292,38 @@ def _leak_check(
         if leak.duplicated:
             detail = detail.replace("none of the", f"only {leak.duplicated} of the", 1)
         return Check("leakage", title, True, detail)
-    detail = (
-        f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) are "
-        f"augmented copies of images the model trained on (typical fine-detail correlation "
-        f"{leak.typical_copy:.2f}, new images {leak.typical_fresh:.2f}): the split was made "
-        f"after augmenting{accuracies}"
+    correlation = (
+        f"typical fine-detail correlation {leak.typical_copy:.2f}, new images "
+        f"{leak.typical_fresh:.2f}"
     )
-    return Check("leakage", title, False, detail)
+    if leak.identical * 2 >= leak.duplicated:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are copies of images the model trained on, {leak.identical} of them identical "
+            f"({correlation}): the model was trained on validation images themselves"
+        )
+    else:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are augmented copies of images the model trained on ({correlation}): the split "
+            "was made after augmenting"
+        )
+    return Check("leakage", title, False, detail + accuracies)
+
+
+def _leak_summary(leak: Overlap) -> str:
+    if leak.identical * 2 >= leak.duplicated and leak.identical:
+        return "the model trained on its validation images themselves"
+    return "validation images are augmented copies of training images"
+
+
+def _pile_text(report: GraphReport) -> str:
+    """The measured pile-up: how many unused graphs were alive at once, and the peak."""
+    return (
+        f"{report.piled_graphs} graphs that never reached backward() were alive at once, "
+        f"holding {mib(report.piled_bytes)}; graph memory peaked at {mib(report.peak_bytes)} "
+        f"of the {mib(report.budget_bytes)} budget"
+    )
 
 
 def _accuracy_comparison(own: tuple[float | None, str], evaluation: Evaluation) -> str:

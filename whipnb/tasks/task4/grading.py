@@ -38,6 +38,10 @@ HELD_OUT_SIZE = 4_000
 F1_CEILING = 0.96
 #: Held-out binary cross-entropy of the reference solution is about 0.09.
 BCE_WORST, BCE_BEST = 0.35, 0.08
+#: A model learned from its inputs when its held-out micro-F1 beats the best rule
+#: that ignores them (the same tags for every sample) by this much; a falling loss
+#: alone does not show it (a bias-only model's loss falls by a fifth).
+LEARNED_MARGIN = 0.05
 #: A fix must have trained with a per-tag loss on (nearly) every backward pass.
 BINARY_SHARE_NEEDED = 0.9
 
@@ -52,6 +56,10 @@ class Facts:
     loss_fixed: bool
     f1_ok: bool
     trend: LossTrend
+    #: the best micro-F1 of a rule that ignores the inputs, on the held-out tags
+    constant: float
+    #: the model beats that rule by LEARNED_MARGIN: it learned from its inputs
+    learned: bool
 
 
 class Task4Grader(Grader):
@@ -87,6 +95,9 @@ class Task4Grader(Grader):
             loss_fixed=bool(probe.kinds) and probe.fraction(BINARY) >= BINARY_SHARE_NEEDED,
             f1_ok=evaluation.f1 is not None and evaluation.f1 > F1_TARGET,
             trend=loss_trend(run.evidence.losses),
+            constant=constant_f1(tags),
+            learned=evaluation.f1 is not None
+            and evaluation.f1 > constant_f1(tags) + LEARNED_MARGIN,
         )
 
     def checks(self, graded: Graded) -> list[Check]:
@@ -139,10 +150,18 @@ class Task4Grader(Grader):
             )
             message = "Both bugs fixed: one yes/no decision per tag, in the loss and in predict()."
             return Verdict("fixed", quality, message)
+        if loss_fixed and not facts.learned:
+            quality = 0.5 * rule.correct + 0.5 * ramp(evaluation.f1, 0.0, F1_TARGET)
+            message = (
+                "The loss is fixed, but the model learns nothing from the inputs: held-out "
+                f"micro-F1 {_shown(evaluation.f1)}, where the best rule that ignores the inputs "
+                f"reaches {facts.constant:.3f}."
+            )
+            return Verdict("not_learning", quality, message)
         if loss_fixed and rule.correct:
             message = (
                 f"Both bugs look fixed, but held-out micro-F1 is {evaluation.f1:.3f}, not above "
-                f"{F1_TARGET} yet: the model needs more (or faster) training."
+                f"{F1_TARGET} yet{_still_falling(facts.trend.windows)}."
             )
             return Verdict("fixed_short", ramp(evaluation.f1, 0.3, F1_TARGET), message)
         if loss_fixed:
@@ -152,6 +171,29 @@ class Task4Grader(Grader):
         trained = graded.run.evidence.fresh_step_fraction
         quality = 0.3 * trained + 0.35 * rule.correct + 0.35 * f1_quality
         return Verdict("wrong_loss", quality, wrong_loss_message(facts.probe, rule.correct))
+
+
+def constant_f1(tags: torch.Tensor) -> float:
+    """The best micro-F1 of a rule that ignores the inputs: the same tags for every
+    sample (the most frequent ones, as many as pays), read on the grader's tags."""
+    counts = sorted(tags.sum(0).tolist(), reverse=True)
+    total, rows = float(tags.sum()), len(tags)
+    return max(2 * sum(counts[:k]) / (rows * k + total) for k in range(1, len(counts) + 1))
+
+
+def _still_falling(windows: list[float]) -> str:
+    """Say the model needs more training only when its loss was still falling at the end."""
+    half = windows[len(windows) // 2 :]
+    if len(half) >= 2 and half[-1] < 0.95 * half[0]:
+        return (
+            f": the loss was still falling when training stopped ({half[0]:.3g} to "
+            f"{half[-1]:.3g} over the second half), so it needs more (or faster) training"
+        )
+    return ""
+
+
+def _shown(value: float | None) -> str:
+    return "unmeasured" if value is None else f"{value:.3f}"
 
 
 def wrong_loss_message(probe: LossKindProbe, rule_correct: bool) -> str:
@@ -242,11 +284,26 @@ def loss_check(run: Run, probe: LossKindProbe, fixed: bool, evaluation: ModelEva
 
 
 def binary_loss_name(nodes: set[str]) -> str:
+    """Name the binary loss from its graph: what BCELoss was applied to is in the
+    nodes below it (a sigmoid, a clamp, or neither)."""
     if "BinaryCrossEntropyWithLogitsBackward0" in nodes:
         return "a binary cross-entropy on the logits (BCEWithLogitsLoss)"
     if "BinaryCrossEntropyBackward0" in nodes:
-        return "a binary cross-entropy on sigmoid probabilities (BCELoss)"
+        sigmoid = "SigmoidBackward0" in nodes
+        clamped = bool(nodes & CLAMP_NODES)
+        inputs = {
+            (True, False): "sigmoid probabilities",
+            (True, True): "clamped sigmoid probabilities",
+            (False, True): "clamped outputs, not sigmoid probabilities",
+            (False, False): "the model's outputs, with no sigmoid in the graph",
+        }[(sigmoid, clamped)]
+        return f"a binary cross-entropy on {inputs} (BCELoss)"
     return "a per-tag binary cross-entropy"
+
+
+CLAMP_NODES = frozenset(
+    {"ClampBackward0", "ClampBackward1", "ClampMinBackward0", "ClampMaxBackward0"}
+)
 
 
 def softmax_loss_name(nodes: set[str]) -> str:

@@ -99,7 +99,8 @@ class Task6Grader(Grader):
             return None
         train_calls, _ = _calls(run.probes[PROBE].record, model)
         fed = next((c.input_shape for c in train_calls if c.output_shape), None)
-        return evaluate_held_out(model, fed, *self.held_out())
+        scrambled = orientation(run.probes[PROBE].record.first_conv_images) == "scrambled"
+        return evaluate_held_out(model, fed, *self.held_out(), scrambled)
 
     def headline(self, evaluation: HeldOut | None) -> float | None:
         return evaluation.evaluation.accuracy if evaluation else None
@@ -170,9 +171,16 @@ def _partial_message(graded: Graded) -> str:
     run, facts = graded.run, graded.facts
     if facts.fixed == 4:
         return f"All four bugs look fixed, but the script still raised {run.error_text}."
-    left = ", ".join(name for key, _, name in BUGS if not facts.bugs[key].fixed)
+    bugs = facts.bugs
+    left = [name for key, _, name in BUGS if bugs[key].tested and not bugs[key].fixed]
+    untested = [name for key, _, name in BUGS if not bugs[key].tested]
     stop = f" The script stopped with {run.error_text}." if run.crashed else ""
-    return f"{facts.fixed} of 4 bugs fixed.{stop} Still to fix: {left}."
+    message = f"{facts.fixed} of 4 bugs fixed.{stop}"
+    if left:
+        message += f" Still to fix: {', '.join(left)}."
+    if untested:
+        message += f" Not reached yet, so untested: {', '.join(untested)}."
+    return message
 
 
 def _top_row(accuracy: float | None, honest: bool) -> Verdict:
