@@ -63,15 +63,17 @@ RUNNING_MEAN_COLOUR, NONFINITE_COLOUR = "#0072B2", "#D55E00"
 _CHILD = ".jp-OutputArea-child"
 _STATIC = f"{_CHILD}:has(.whipnb-static-panel)"
 _LIVE = ".widget-vbox.whipnb-panel"
-_WIDGET_OUTPUT = f"{_CHILD}:has(> [data-mime-type='{WIDGET_MIME}'])"
 _DARK = "body[data-jp-theme-light='false']"
-#: Which of a run's two outputs shows (see the module docstring), and the plot in a
-#: dark theme: inverted with its hues turned back, white becomes black, black text
-#: white, the blues and oranges stay blue and orange.
+#: Which of a run's two outputs shows (see the module docstring): the static panel
+#: hides while the live widget follows it; the output right after it (the widget's,
+#: which JupyterLab gives no MIME type attribute) hides while it holds no live panel
+#: (its model gone: "Error displaying widget"). And the plot in a dark theme:
+#: inverted with its hues turned back, white becomes black, black text white, the
+#: blues and oranges stay blue and orange.
 PANEL_STYLE = (
     "<style>"
     f"{_STATIC}:has(~ {_CHILD} {_LIVE}){{display:none}}"
-    f"{_STATIC} ~ {_WIDGET_OUTPUT}:not(:has({_LIVE})){{display:none}}"
+    f"{_STATIC} + {_CHILD}:not(:has({_LIVE})){{display:none}}"
     f"{_DARK} img.whipnb-plot{{filter:invert(1) hue-rotate(180deg)}}"
     "</style>"
 )
