@@ -427,7 +427,7 @@ def check_dark_theme(page, task: Task) -> None:
     """In JupyterLab Dark the panel's text is light and the plot is dark with light ink:
     read from the computed styles and from the plot's own pixels on screen."""
     menu(page, "Settings", "Theme", "JupyterLab Dark")
-    page.locator("body[data-jp-theme-light='false']").wait_for()
+    page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
     try:
         panel = visible_panels(page)
         plot = panel.locator("img.whipnb-plot").filter(visible=True)
@@ -444,7 +444,7 @@ def check_dark_theme(page, task: Task) -> None:
         plot.screenshot(path=ARTIFACTS / f"{task.id}-plot-dark.png")
     finally:
         menu(page, "Settings", "Theme", "JupyterLab Light")
-        page.locator("body[data-jp-theme-light='true']").wait_for()
+        page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
 
 
 def luminance(css_colour: str) -> float:
