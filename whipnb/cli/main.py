@@ -4,7 +4,7 @@
 grades notebooks (files, or folders searched recursively) in fresh kernels, N
 at a time, each under a time and a memory limit, records every result in the
 gradebook the moment it is known and prints a table.  Exit status 0 whenever
-every notebook got a record, whatever the scores (contract 3); 2 when there is
+every notebook got a record, whatever the scores (docs/CONTRACTS.md, 3); 2 when there is
 nothing to grade; 130 when interrupted (what finished is kept: run the same
 command again to grade the rest).
 

@@ -16,7 +16,7 @@ from whipnb.version import __version__
 
 RESULT_MIME = "application/vnd.whipnb.core.result+json"
 
-#: Statuses of the contract (PRODUCT.md, contract 4).
+#: The statuses (docs/CONTRACTS.md, 4).
 GRADED = "graded"
 TIMEOUT = "timeout"
 MEMORY = "memory"
@@ -88,7 +88,7 @@ class Result:
         return replace(self, checks=checks)
 
     def to_bundle(self) -> dict[str, Any]:
-        """The JSON object stored under RESULT_MIME (contract 2).
+        """The JSON object stored under RESULT_MIME (docs/CONTRACTS.md, 2).
 
         Strict JSON: a NaN or infinite number becomes ``null`` (a float NaN is not
         JSON, and Jupyter's messaging warns about it); ``nonfinite_metrics`` keeps
@@ -151,8 +151,8 @@ def failure_result(task_id: str, status: str, message: str, duration_s: float = 
 
 
 def as_record(path: str | Path, result: Result, diagnosis: bool = False) -> dict[str, Any]:
-    """The JSON record of contract 3 (docs/CONTRACTS.md); each check's ``diagnosis``
-    (cause and fix) only when asked for."""
+    """The JSON record of docs/CONTRACTS.md, 3 (the CLI adds learner and more); each
+    check's ``diagnosis`` (cause and fix) only when asked for."""
     bundle = result.to_bundle()
     if not diagnosis:
         bundle["checks"] = [

@@ -5,7 +5,7 @@ All exports report the newest grading of each learner and task
 
 - ``long`` CSV: one row per learner and task (learner, task, score, band, status, ...);
 - ``wide`` CSV: one row per learner, a score column per task and a total;
-- JSON: the records of contract 3, with learner, content hash and time;
+- JSON: the records of docs/CONTRACTS.md (3), with learner, content hash and time;
 - Gradescope: ``<learner>/results.json`` per learner in Gradescope's autograder
   format, one test per task (the points) and one per check (the findings).
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 from whipnb.core.result import GRADED
 from whipnb.gradebook.store import Grading
-from whipnb.tasks import UnknownTaskError, get_task
+from whipnb.tasks import UnknownTaskError, get_task, task_order
 
 LONG_FIELDS = (
     "learner",
@@ -74,7 +74,7 @@ def task_columns(gradings: Sequence[Grading]) -> list[str]:
             known.add(get_task(grading.result.task).id)
         except UnknownTaskError:
             continue
-    return sorted(known, key=lambda task: int(task.removeprefix("task")))
+    return sorted(known, key=task_order)
 
 
 def write_gradescope(

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS gradings (
     checks TEXT NOT NULL,       -- JSON list of {id, title, passed, detail}
     metrics TEXT NOT NULL,      -- JSON object
     tampering TEXT NOT NULL,    -- JSON list of findings
-    bundle TEXT NOT NULL,       -- the whole result bundle (contract 2), JSON
+    bundle TEXT NOT NULL,       -- the whole result bundle (docs/CONTRACTS.md, 2), JSON
     duration_s REAL NOT NULL,
     timeout_s REAL,             -- the limits it ran under
     memory_mb INTEGER,
@@ -113,7 +113,7 @@ class Grading:
     grader: str
 
     def record(self, path: str | Path | None = None) -> dict[str, Any]:
-        """The JSON record of contract 3, plus who, what content and when."""
+        """The JSON record (docs/CONTRACTS.md, 3), plus who, what content and when."""
         return grading_record(
             self.result,
             path if path is not None else self.path,

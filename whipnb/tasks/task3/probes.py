@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from whipnb.core.instrument import Probe
+
 MIB = 2**20
 
 
@@ -77,7 +79,7 @@ class _Saved:
         self.budget._release(self)
 
 
-class GraphMemoryBudget:
+class GraphMemoryBudget(Probe):
     """Context manager: count graph memory, raise ``MemoryBudgetExceeded`` past the budget."""
 
     def __init__(self, budget_bytes: int) -> None:
@@ -230,7 +232,7 @@ def _most_piled(generations: dict[int, _Generation], forwards: int) -> tuple[int
     return best
 
 
-class ModelInputs:
+class ModelInputs(Probe):
     """Records every image batch the model was called on, and which forward pass
     (``GraphMemoryBudget`` generation) it was, so that afterwards the images the
     model was trained on (passes backward used) can be told from the images it
