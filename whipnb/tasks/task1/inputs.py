@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from whipnb.core.instrument import Probe
+
 FEATURES = 2
 #: A trained-on mean further than this share of the raw spread from the raw mean,
 #: or a spread outside these ratios of the raw one, means the inputs were transformed.
@@ -24,7 +26,7 @@ MEAN_SHIFT = 0.25
 SPREAD_RATIOS = (0.8, 1.25)
 
 
-class InputStatsProbe:
+class InputStatsProbe(Probe):
     """Context manager: per-module running sums of the 2-feature inputs trained on."""
 
     def __init__(self) -> None:
