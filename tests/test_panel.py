@@ -19,12 +19,13 @@ import ipywidgets as widgets
 import nbformat
 import numpy as np
 import pytest
+from helpers import edit
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from PIL import Image
 
-from whipnb import failure_result
-from whipnb.core.result import BAND_LABELS, RESULT_MIME, Check, Result
+from whipnb import failure_result, grade_source
+from whipnb.core.result import BAND_LABELS, RESULT_MIME, Check, Result, as_record
 from whipnb.notebook.panel import (
     BAND_COLOURS,
     FAIL_COLOUR,
@@ -49,6 +50,7 @@ from whipnb.notebook.panel import (
     target_met,
     text_colour_on,
 )
+from whipnb.tasks import all_tasks, get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -460,3 +462,28 @@ def test_graded_notebook_reads_in_nbconvert_html():
         assert check["title"] in text and " ".join(check["detail"].split()) in text
     assert "Still to fix" in text and "Targets" in text
     assert "alt='training loss curve" in body or 'alt="training loss curve' in body
+
+
+@pytest.mark.parametrize("task_id", sorted(all_tasks()))
+def test_the_panel_and_the_notebook_carry_the_same_title(task_id):
+    task = get_task(task_id)
+    heading = task.description.splitlines()[0]
+    assert heading.startswith("# ") and heading.endswith(f": {task.title}"), heading
+
+
+def test_the_api_gives_the_diagnosis_only_when_asked(capsys):
+    """Task 1's buggy loop, one epoch: the findings state the symptom either way; the
+    cause and the fix come with ``diagnosis=True``, at the same score."""
+    source = edit(get_task("task1").buggy_source, ("range(20)", "range(1)"))
+    plain = grade_source("task1", source)
+    asked = grade_source("task1", source, diagnosis=True)
+    assert plain.score == asked.score
+    assert all(check.diagnosis == "" for check in plain.checks)
+    gradients = next(check for check in asked.checks if check.id == "gradients")
+    assert not gradients.passed and "the weights never moved" in gradients.detail
+    assert "step() runs before loss.backward()" in gradients.diagnosis
+    assert "step() runs before" not in render_text(plain)
+    assert "Fix: " in render_text(asked, diagnosis=True)
+    record = as_record("x.ipynb", asked)
+    assert all("diagnosis" not in check for check in record["checks"])
+    assert "diagnosis" in as_record("x.ipynb", asked, diagnosis=True)["checks"][0]
