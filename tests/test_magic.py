@@ -134,3 +134,18 @@ def test_nan_loss_reaches_the_front_end_without_a_json_warning():
     bundle = display["data"][RESULT_MIME]
     assert None in bundle["losses"] and bundle["metrics"]["nan_steps"] > 0
     json.dumps(bundle, allow_nan=False)
+
+
+def test_out_of_memory_shows_a_short_message_not_torchs_internals():
+    """Task 3's buggy script runs out of its GPU-like budget: the cell shows the error
+    in a few lines (the script's own and the message), graded, the kernel fine."""
+    notebook = execute("%load_ext whipnb", f"%%whip_grade task3\n{get_task('task3').buggy_source}")
+    graded = notebook.cells[1]
+    (error,) = [o for o in graded.outputs if o.output_type == "error"]
+    assert error["ename"] == "MemoryBudgetExceeded"
+    shown = "\n".join(error["traceback"])
+    assert len(shown.splitlines()) <= 12, shown
+    assert "site-packages" not in shown and "probes.py" not in shown
+    assert shown.splitlines()[-1].startswith("MemoryBudgetExceeded: whipnb memory budget exceeded")
+    (display,) = outputs_with(graded, RESULT_MIME)
+    assert display["data"][RESULT_MIME]["status"] == "memory"

@@ -108,7 +108,7 @@ def format_metric(value: Any) -> str:
 METRIC_LABELS = {
     "heldout_accuracy": "accuracy on fresh data",
     "heldout_loss": "loss on fresh data",
-    "heldout_f1": "micro-F1 of the trained model on fresh data (sigmoid > 0.5)",
+    "heldout_f1": "micro-F1 of the trained model on fresh data (each tag on its own)",
     "predict_f1": "micro-F1 of your predict() on fresh data",
     "heldout_bce": "binary cross-entropy on fresh data",
     "nan_steps": "steps whose loss was NaN or inf",
