@@ -51,7 +51,7 @@ def test_stored_outputs_of_the_submission_are_ignored(tmp_path):
         nbformat.v4.new_output(
             "display_data",
             data={
-                "application/vnd.whipnb.core.result+json": {"task": "task1", "score": 1.0},
+                "application/vnd.whipnb.result+json": {"task": "task1", "score": 1.0},
                 "text/plain": "score 1.0",
             },
         )

@@ -424,6 +424,12 @@ def test_mime_bundle_carries_result_html_and_text():
     assert "whipnb-static-panel" in data["text/html"] and PANEL_STYLE in data["text/html"]
 
 
+def test_the_bundle_mime_type_is_the_contracts():
+    """PRODUCT.md and docs/CONTRACTS.md, 2: other tools look for this exact name."""
+    assert RESULT_MIME == "application/vnd.whipnb.result+json"
+    assert f"`{RESULT_MIME}`" in (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
+
+
 def test_bundle_sends_nan_and_inf_as_null_and_reads_them_back():
     losses = [0.9, math.nan, math.inf, 0.4]
     metrics = {"heldout_loss": math.inf, "max_logit": math.nan, "nan_steps": 2, "note": None}

@@ -14,7 +14,7 @@ from typing import Any
 
 from whipnb.version import __version__
 
-RESULT_MIME = "application/vnd.whipnb.core.result+json"
+RESULT_MIME = "application/vnd.whipnb.result+json"
 
 #: The statuses (docs/CONTRACTS.md, 4).
 GRADED = "graded"
