@@ -10,7 +10,7 @@ command again to grade the rest).
 
 ``whipnb export`` writes CSV (long and wide), JSON records and Gradescope
 results from the gradebook; ``whipnb report`` an HTML report;
-``whipnb tasks`` lists the tasks.
+``whipnb tasks`` lists the tasks; ``whipnb serve`` serves the agent environment.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import sys
 from collections.abc import Sequence
 
 import whipnb.cli.lean_imports  # noqa: F401 - before anything imports nbformat
-from whipnb.cli import export, grade, report, tasks
+from whipnb.cli import export, grade, report, serve, tasks
 from whipnb.version import __version__
 
 #: The sub-commands, in the order ``--help`` lists them; each module registers its
 #: parser and runs it (imports that cost time happen inside ``run``).
-COMMANDS = (grade, export, report, tasks)
+COMMANDS = (grade, export, report, tasks, serve)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,0 +1,60 @@
+"""``whipnb serve``: the agent environment over HTTP (see docs/AGENTS.md).
+
+Thin: it parses options and runs :func:`whipnb.agent.server.create_app` under
+uvicorn; the environment (and torch) are imported only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from whipnb.cli.arguments import non_negative_int, positive
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help="serve the agent environment over HTTP",
+        description="Serve the debugging environment for coding agents with WhipStudio's "
+        "routes: POST /reset, POST /step, GET /health, /tasks, /tools, /state.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=positive(int), default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--jobs",
+        type=positive(int),
+        default=None,
+        help="submissions graded at once (default: the number of CPUs)",
+    )
+    serve.add_argument(
+        "--kernels-ahead",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="grading kernels kept booted for the next submissions (default: 1)",
+    )
+    serve.add_argument(
+        "--tool-timeout",
+        type=positive(float),
+        default=30.0,
+        help="seconds per tool call (default: 30)",
+    )
+    serve.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from whipnb.agent.env import DebugEnvironment
+    from whipnb.agent.grader import Grader
+    from whipnb.agent.process import ProcessLimits
+    from whipnb.agent.server import create_app
+    from whipnb.agent.tools import ToolRunner
+
+    with (
+        Grader(jobs=args.jobs, kernels_ahead=args.kernels_ahead) as grader,
+        DebugEnvironment(grader, ToolRunner(limits=ProcessLimits(args.tool_timeout))) as env,
+    ):
+        uvicorn.run(create_app(env), host=args.host, port=args.port, log_level="info")
+    return 0
