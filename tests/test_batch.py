@@ -319,7 +319,15 @@ def test_every_export_is_produced_and_parsed_back(class_batch, records, tmp_path
 
     with open(files["wide.csv"], newline="", encoding="utf-8") as handle:
         wide = list(csv.DictReader(handle))
-    assert list(wide[0]) == ["learner", "task1", "total"]
+    header = list(wide[0])
+    assert header[:2] == ["learner", "task1"] and header[-2:] == ["total", "chosen"]
+    assert all(column.startswith("task1:") for column in header[2:-2])
+    # Which learner missed which check: 1 passed, 0 not (a record without checks: all 0).
+    for row in wide:
+        passed = {c["id"]: c["passed"] for c in by_learner[row["learner"]]["checks"]}
+        assert {c: row[c] for c in header[2:-2]} == {
+            c: str(int(passed.get(c.removeprefix("task1:"), False))) for c in header[2:-2]
+        }
     assert {row["learner"]: float(row["total"]) for row in wide} == {
         learner: r["score"] for learner, r in by_learner.items()
     }

@@ -1,4 +1,4 @@
-"""``whipnb grade``: records per contract 3, statuses per contract 4."""
+"""``whipnb grade``: records and statuses per docs/CONTRACTS.md (3, 4)."""
 
 from __future__ import annotations
 

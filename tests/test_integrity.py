@@ -51,9 +51,15 @@ def test_buggy_training_with_a_boastful_printout_is_flagged(honest):
 
 PATCHES = {
     "task's assess": (
-        "import whipnb.tasks.task1 as t1\nfrom whipnb.core.rubric import Assessment\n"
-        "t1.Task1.assess = lambda self, run: Assessment(self.rows[0], 1.0, [], {}, 'ok')\n",
-        "replaced whipnb.tasks.task1.Task1.assess",
+        "import whipnb.tasks.task1.grading as t1\nfrom whipnb.core.rubric import Assessment\n"
+        "t1.Task1Grader.assess = lambda self, run: Assessment(self.task.rows[0], 1.0, [], {})\n",
+        "replaced whipnb.tasks.task1.grading.Task1Grader.assess",
+    ),
+    "grader instance": (
+        "from whipnb.tasks import get_task\nfrom whipnb.core.rubric import Assessment\n"
+        "task = get_task('task1')\n"
+        "task.grader.assess = lambda run: Assessment(task.rows[0], 1.0, [], {}, 'ok')\n",
+        "added the task1 grader.assess",
     ),
     "task instance": (
         "from whipnb.tasks import get_task\nfrom whipnb.core.rubric import Assessment\n"
@@ -145,7 +151,7 @@ def test_training_on_the_graders_held_out_data_voids_the_run():
         (
             "X_train, y_train, X_val, y_val = make_data()",
             "X_train, y_train, X_val, y_val = make_data()\n"
-            "from whipnb.tasks.task1 import HELD_OUT_SEED, HELD_OUT_SIZE\n"
+            "from whipnb.tasks.task1.grading import HELD_OUT_SEED, HELD_OUT_SIZE\n"
             "from whipnb.tasks.task1.data import make_samples\n"
             "X_train, y_train = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)",
         ),

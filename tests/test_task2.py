@@ -15,7 +15,7 @@ from helpers import check, edit, grade_quietly, run_quietly
 
 from whipnb.core.runner import Run
 from whipnb.tasks import get_task
-from whipnb.tasks.task2 import SATURATION_LOGIT, evaluate
+from whipnb.tasks.task2.grading import SATURATION_LOGIT, evaluate
 from whipnb.tasks.task2.saturation import DrillReport, SaturationDrill
 
 STEPS_PER_EPOCH = 32  # 2,000 training points in batches of 64

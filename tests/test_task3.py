@@ -11,8 +11,8 @@ import torch
 from helpers import check, edit, grade_quietly, run_quietly
 
 from whipnb.tasks import get_task
-from whipnb.tasks.task3 import MEMORY_BUDGET, held_out
 from whipnb.tasks.task3.data import CLASSES, augment, load_images, make_samples
+from whipnb.tasks.task3.grading import MEMORY_BUDGET, held_out
 from whipnb.tasks.task3.probes import MIB, GraphMemoryBudget, MemoryBudgetExceeded, ModelInputs
 
 KEEPS_GRAPH = "        total_loss += loss\n"

@@ -204,9 +204,12 @@ def run_training_probe(request: dict[str, Any]) -> dict[str, Any]:
     norms: list[list[float | None]] = []
     instrumentation = Instrumentation()
     error = None
-    with instrumentation.installed() as evidence, stepping_probe(request["steps"], norms):
-        with contextlib.suppress(ProbeFinished):
-            error = run_code(request["code"], namespace, "probe.py")
+    with (
+        instrumentation.installed() as evidence,
+        stepping_probe(request["steps"], norms),
+        contextlib.suppress(ProbeFinished),
+    ):
+        error = run_code(request["code"], namespace, "probe.py")
     return training_report(evidence, norms, namespace, error)
 
 

@@ -21,7 +21,7 @@ from whipnb.tasks.cases import Case, edit  # noqa: F401 - the cases' vocabulary
 
 
 def task_cases(task: Task) -> list[Case]:
-    module = importlib.import_module(f"whipnb.tasks.{task.id}.cases")
+    module = importlib.import_module(f"{task.package}.cases")
     return list(module.CASES)
 
 

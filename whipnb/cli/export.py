@@ -14,7 +14,9 @@ def register(commands: Any) -> None:
     export = commands.add_parser(
         "export",
         help="export the gradebook: CSV, JSON, Gradescope",
-        description="Export the newest grading of each learner and task.",
+        description="Export one grading per learner and task: the newest grading of each "
+        "file, and when several files map to one learner and task, the newest file (the long "
+        "CSV and the JSON say which and why). Per-check columns: 1 passed, 0 not.",
     )
     add_db(export)
     export.add_argument("--csv-long", metavar="FILE", help="one row per learner and task")
@@ -68,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
             stdout_visibility=args.stdout_visibility,
         )
         print(f"{len(written)} Gradescope results written under {args.gradescope}")
-    print(f"exported {len(gradings)} gradings (the newest per learner and task) from {args.db}")
+    print(f"exported {len(gradings)} gradings (one per learner and task) from {args.db}")
     return 0

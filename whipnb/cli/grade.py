@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from whipnb.cli.arguments import add_db, non_negative_int, pattern, positive
-from whipnb.core.result import GRADED, STATUSES
+from whipnb.core.result import STATUSES
 from whipnb.headless.limits import DEFAULT_MEMORY_MB, available_cpus
 
 if TYPE_CHECKING:
@@ -95,13 +95,14 @@ def register(commands: Any) -> None:
         type=pattern,
         metavar="REGEX",
         help="learner id from the path below the folder given: the group 'learner' (or the "
-        "first group) of this regular expression (default: the file name without its task)",
+        "first group) of this regular expression (default: the learner's folder, else the "
+        "file name without its task, else the folder given; see docs/GRADING-AT-SCALE.md)",
     )
     grade.add_argument(
         "--learner-metadata",
         metavar="KEY",
         help="learner id from the notebook's metadata, a dotted key such as whipnb.learner "
-        "(the file name when absent)",
+        "(the default rule when absent)",
     )
     grade.add_argument(
         "--quiet", "-q", action="store_true", help="no progress and no per-notebook table"
@@ -118,19 +119,29 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console.width = LOG_WIDTH
-    from whipnb.gradebook.store import Gradebook
+    from whipnb.gradebook.store import Gradebook, duplicate_groups
     from whipnb.headless.batch import Batch, BatchInterrupted
     from whipnb.headless.limits import Limits
-    from whipnb.headless.submissions import LearnerNaming, find_notebooks, load_submission
+    from whipnb.headless.submissions import (
+        LearnerNaming,
+        MissingPaths,
+        find_notebooks,
+        load_submission,
+    )
 
-    found = find_notebooks(args.paths)
+    try:
+        found = find_notebooks(args.paths)
+    except MissingPaths as error:
+        console.print(f"{error}; nothing was graded", soft_wrap=True, markup=False)
+        return 2
     if not found:
         console.print(
             "no notebooks found in: " + " ".join(args.paths), soft_wrap=True, markup=False
         )
         return 2
-    naming = LearnerNaming(args.learner_pattern, args.learner_metadata)
+    naming = LearnerNaming(args.learner_pattern, args.learner_metadata).for_batch(found)
     submissions = [load_submission(path, root, naming) for path, root in found]
+    duplicates = duplicate_groups(submissions)
     shared_cpus = args.jobs > 1 or args.scheduler is not None
     limits = Limits(args.timeout, args.memory_mb, threads=1 if shared_cpus else None)
     started = time.monotonic()
@@ -159,10 +170,12 @@ def run(args: argparse.Namespace) -> int:
                 markup=False,
             )
             return INTERRUPTED
-    records = [outcome.record() for outcome in outcomes]
+    records = [with_duplicates(outcome.record(), duplicates) for outcome in outcomes]
     if not args.quiet:
         console.print(score_table(records))
     console.print(summary_table(outcomes, time.monotonic() - started, args.db))
+    for line in duplicate_lines(duplicates):
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
     if args.json:
         write_json(args.json, records)
     if args.csv:
@@ -252,8 +265,30 @@ def score_table(records: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def with_duplicates(
+    record: dict[str, Any], duplicates: dict[tuple[str, str], list[str]]
+) -> dict[str, Any]:
+    """The record, plus ``duplicates``: the other files of the same learner and task."""
+    paths = duplicates.get((record["learner"], record["task"]), [])
+    return record | {"duplicates": [path for path in paths if path != record["path"]]}
+
+
+def duplicate_lines(duplicates: dict[tuple[str, str], list[str]]) -> list[str]:
+    """What to tell the instructor about files that map to one learner and task."""
+    lines = [
+        f"duplicate: {len(paths)} files for learner {learner!r}, {task}: "
+        + ", ".join(paths)
+        + " (all graded and kept; exports use the newest file, see `whipnb gradebook list`)"
+        for (learner, task), paths in sorted(duplicates.items())
+    ]
+    if lines:
+        lines.append("use --learner-pattern or --learner-metadata if these are different learners")
+    return lines
+
+
 def summary_table(outcomes: Sequence[Outcome], elapsed: float, db: str) -> Table:
-    """Per task: how many submissions (n), each status, and the mean score of the graded."""
+    """Per task: how many submissions (n), each status, and the mean score of all of
+    them (a submission that was not graded counts with its score, usually 0)."""
     reused = sum(outcome.reused for outcome in outcomes)
     table = Table(
         title="whipnb summary",
@@ -270,8 +305,7 @@ def summary_table(outcomes: Sequence[Outcome], elapsed: float, db: str) -> Table
         by_task.setdefault(outcome.result.task, []).append(outcome)
     for task, own in sorted(by_task.items()):
         statuses = Counter(outcome.result.status for outcome in own)
-        scores = [o.result.score for o in own if o.result.status == GRADED]
-        mean = f"{sum(scores) / len(scores):.3f}" if scores else "-"
+        mean = f"{sum(o.result.score for o in own) / len(own):.3f}"
         counts = (str(statuses[status]) for status in STATUSES)
         table.add_row(Text(task), str(len(own)), *counts, mean)
     return table

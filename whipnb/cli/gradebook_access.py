@@ -10,7 +10,8 @@ if TYPE_CHECKING:
 
 
 def latest_gradings(db: str) -> list[Grading] | None:
-    """The newest grading of each learner and task, or None (said why) without a gradebook."""
+    """One grading per learner and task (:meth:`Gradebook.latest`), or None (said why)
+    without a gradebook."""
     if not Path(db).is_file():
         print(f"no gradebook at {db}: run `whipnb grade` first, or give --db")
         return None

@@ -9,7 +9,7 @@ sits below the task layer and never imports it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -33,6 +33,8 @@ class GradedTask(Protocol):
     def probes(self) -> Mapping[str, AbstractContextManager[Any]]: ...
 
     def assess(self, run: Run) -> Assessment: ...
+
+    def guarded(self) -> Sequence[tuple[str, Any]]: ...
 
 
 def grade(
@@ -67,9 +69,10 @@ def grade(
 
 
 def _task_objects(task: GradedTask) -> list[tuple[str, Any]]:
-    """The task and its rubric rows: replacing either would change the score."""
+    """The task, its rubric rows and whatever else it grades with (its grader):
+    replacing any of them would change the score."""
     rows = [(f"the {task.id} rubric row {row.key!r}", row) for row in task.rows]
-    return [(f"the {task.id} task", task), *rows]
+    return [(f"the {task.id} task", task), *rows, *task.guarded()]
 
 
 def _assess_guarded(

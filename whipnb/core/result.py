@@ -15,7 +15,7 @@ from whipnb.version import __version__
 
 RESULT_MIME = "application/vnd.whipnb.core.result+json"
 
-#: Statuses of the contract (PRODUCT.md, contract 4).
+#: The statuses (docs/CONTRACTS.md, 4).
 GRADED = "graded"
 TIMEOUT = "timeout"
 MEMORY = "memory"
@@ -77,7 +77,7 @@ class Result:
         return bool(self.checks) and all(check.passed for check in self.checks)
 
     def to_bundle(self) -> dict[str, Any]:
-        """The JSON object stored under RESULT_MIME (contract 2)."""
+        """The JSON object stored under RESULT_MIME (docs/CONTRACTS.md, 2)."""
         bundle = asdict(self)
         bundle["band"] = self.band
         bundle["checks"] = [asdict(check) for check in self.checks]
@@ -113,7 +113,7 @@ def failure_result(task_id: str, status: str, message: str, duration_s: float = 
 
 
 def as_record(path: str | Path, result: Result) -> dict[str, Any]:
-    """The JSON record of contract 3 (docs/CONTRACTS.md)."""
+    """The JSON record of docs/CONTRACTS.md, 3 (the CLI adds learner and more)."""
     bundle = result.to_bundle()
     keys = (
         "task",

@@ -1,11 +1,14 @@
 """Exports of the gradebook: for a spreadsheet, an LMS, scripts and Gradescope.
 
-All exports report the newest grading of each learner and task
-(:meth:`~whipnb.gradebook.store.Gradebook.latest`):
+All exports report one grading per learner and task, chosen by
+:meth:`~whipnb.gradebook.store.Gradebook.latest` (the newest file when several map to
+the same learner and task; the long CSV and the JSON say which and why):
 
-- ``long`` CSV: one row per learner and task (learner, task, score, band, status, ...);
-- ``wide`` CSV: one row per learner, a score column per task and a total;
-- JSON: the records of contract 3, with learner, content hash and time;
+- ``long`` CSV: one row per learner and task (learner, task, score, band, status, ...),
+  a ``check:<id>`` column per check (1 passed, 0 not);
+- ``wide`` CSV: one row per learner, per task a score column and a ``<task>:<check>``
+  column per check, and a total;
+- JSON: the records of docs/CONTRACTS.md (3), with learner, content hash and time;
 - Gradescope: ``<learner>/results.json`` per learner in Gradescope's autograder
   format, one test per task (the points) and one per check (the findings).
 """
@@ -21,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from whipnb.core.result import GRADED
-from whipnb.gradebook.store import Grading
-from whipnb.tasks import UnknownTaskError, get_task
+from whipnb.gradebook.store import Grading, check_passed, task_checks
+from whipnb.tasks import UnknownTaskError, get_task, task_order
 
 LONG_FIELDS = (
     "learner",
@@ -35,6 +38,9 @@ LONG_FIELDS = (
     "content_hash",
     "graded_at",
     "version",
+    "files",
+    "chosen_because",
+    "other_files",
 )
 #: Gradescope's documented visibility settings.
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
@@ -42,23 +48,51 @@ RESULTS_JSON = "results.json"
 
 
 def write_long_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
-    rows = [grading.record() | {"graded_at": grading.finished_at} for grading in gradings]
-    _write_csv(path, LONG_FIELDS, rows)
+    """One row per learner and task; ``check:<id>`` is 1 when the submission passed that
+    check, 0 when it did not (or was not graded, so never showed it), empty when the
+    check belongs to another task."""
+    checks = task_checks(gradings)
+    check_ids = list(dict.fromkeys(key for own in checks.values() for key in own))
+    rows = []
+    for grading in gradings:
+        own = checks.get(grading.result.task, {})
+        row = grading.record() | {
+            "graded_at": grading.finished_at,
+            "files": 1 + len(grading.other_files),
+            "other_files": " ".join(grading.other_files),
+        }
+        row.update({f"check:{key}": int(check_passed(grading, key)) for key in own})
+        rows.append(row)
+    _write_csv(path, (*LONG_FIELDS, *(f"check:{key}" for key in check_ids)), rows)
 
 
 def write_wide_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
-    """One row per learner: a column per task (empty when not submitted) and the total."""
+    """One row per learner: per task its score (empty when not submitted) and a
+    ``<task>:<check>`` column per check (1 passed, 0 not, empty when not submitted),
+    the total, and ``chosen`` naming the files chosen among several for one task."""
     tasks = task_columns(gradings)
-    scores: dict[str, dict[str, float]] = {}
-    for grading in gradings:
-        own = scores.setdefault(grading.learner, {})
-        if grading.result.task in tasks:
-            own[grading.result.task] = grading.result.score
-    rows = [
-        {"learner": learner, **by_task, "total": round(sum(by_task.values()), 4)}
-        for learner, by_task in sorted(scores.items())
+    checks = task_checks(gradings)
+    columns = [
+        column
+        for task in tasks
+        for column in (task, *(f"{task}:{key}" for key in checks.get(task, {})))
     ]
-    _write_csv(path, ("learner", *tasks, "total"), rows)
+    rows: dict[str, dict[str, Any]] = {}
+    for grading in gradings:
+        row = rows.setdefault(grading.learner, {"learner": grading.learner, "total": 0.0})
+        task = grading.result.task
+        if task not in tasks:
+            continue
+        row[task] = grading.result.score
+        row["total"] = round(row["total"] + grading.result.score, 4)
+        row.update(
+            {f"{task}:{key}": int(check_passed(grading, key)) for key in checks.get(task, {})}
+        )
+        if grading.other_files:
+            chosen = f"{task}: {grading.path} ({grading.chosen_because})"
+            row["chosen"] = "; ".join(filter(None, (row.get("chosen"), chosen)))
+    ordered = [rows[learner] for learner in sorted(rows)]
+    _write_csv(path, ("learner", *columns, "total", "chosen"), ordered)
 
 
 def write_json(path: str | Path, gradings: Sequence[Grading]) -> None:
@@ -74,7 +108,7 @@ def task_columns(gradings: Sequence[Grading]) -> list[str]:
             known.add(get_task(grading.result.task).id)
         except UnknownTaskError:
             continue
-    return sorted(known, key=lambda task: int(task.removeprefix("task")))
+    return sorted(known, key=task_order)
 
 
 def write_gradescope(
@@ -109,10 +143,30 @@ def gradescope_results(
     visibility: str,
     test_visibility: str,
     stdout_visibility: str,
+    expected_tasks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One learner's results: a scored test per task (score x points), then an unscored
-    pass/fail test per check, whose output is the finding in words."""
+    pass/fail test per check, whose output is the finding in words.  Each of
+    ``expected_tasks`` without a grading gets a failed test worth 0 of ``points``, so
+    the maximum score stays the same for every submission."""
     tests: list[dict[str, Any]] = []
+    graded_tasks = {grading.result.task for grading in gradings}
+    for number, task in enumerate(
+        (task for task in expected_tasks if task not in graded_tasks), start=len(gradings) + 1
+    ):
+        tests.append(
+            {
+                "score": 0.0,
+                "max_score": points,
+                "status": "failed",
+                "name": f"{task}: {_title(task)}",
+                "number": str(number),
+                "output": f"{task}: no notebook with a '%%whip_grade {task}' cell was submitted.",
+                "output_format": "text",
+                "tags": [task, "missing"],
+                "visibility": visibility,
+            }
+        )
     for number, grading in enumerate(gradings, start=1):
         result = grading.result
         tests.append(
@@ -140,10 +194,12 @@ def gradescope_results(
             }
             for index, check in enumerate(result.checks, start=1)
         )
+    tests.sort(key=lambda test: [int(part) for part in test["number"].split(".")])
     return {
         "score": round(sum(test.get("score", 0.0) for test in tests), 4),
         "execution_time": round(sum(g.result.duration_s for g in gradings), 3),
-        "output": "\n".join(_task_output(grading) for grading in gradings),
+        "output": "\n".join(_task_output(grading) for grading in gradings)
+        or "No gradable notebook was found in the submission.",
         "output_format": "text",
         "visibility": visibility,
         "stdout_visibility": stdout_visibility,

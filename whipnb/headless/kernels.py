@@ -33,7 +33,7 @@ from whipnb.tasks import all_tasks
 #: Run silently in a kernel booted ahead of need: :func:`warm_up`, binding no name in
 #: the learner's namespace (code that uses ``torch`` without importing it must fail
 #: there as it does in a kernel started for it).
-WARM_UP = '__import__("whipnb.headless.kernels").kernels.warm_up()'
+WARM_UP = '__import__("whipnb.headless.kernels", fromlist=["warm_up"]).warm_up()'
 #: What nbclient adds to a kernel it starts itself (its default ``ipython_hist_file``).
 HISTORY_ARGUMENT = "--HistoryManager.hist_file=:memory:"
 
@@ -42,7 +42,8 @@ def warm_up() -> None:
     """The imports every grading pays on first use, done before the submission is known."""
     for module in ("torch._dynamo", "whipnb.notebook.magic"):
         importlib.import_module(module)
-    all_tasks()
+    for task in all_tasks().values():
+        task.grader  # noqa: B018 - imports the task's grading code (and its evidence modules)
 
 
 def default_ahead(jobs: int) -> int:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -50,6 +51,14 @@ class Submission:
     problem: str = ""
 
 
+class MissingPaths(FileNotFoundError):
+    """Paths given to grade that do not exist: an error, never a learner."""
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        self.paths = [str(path) for path in paths]
+        super().__init__("no such file or folder: " + ", ".join(self.paths))
+
+
 @dataclass(frozen=True)
 class LearnerNaming:
     """How a learner id is found: notebook metadata first (when a key is given), then a
@@ -59,6 +68,18 @@ class LearnerNaming:
     pattern: re.Pattern[str] | None = None
     #: A dotted key into the notebook's metadata, e.g. ``whipnb.learner``.
     metadata_key: str | None = None
+    #: Folders below a folder given that hold one learner's work (:func:`learner_folders`).
+    learner_folders: frozenset[Path] = frozenset()
+    #: The folder given that the notebook being named was found in (see :meth:`at`).
+    root: Path | None = None
+
+    def for_batch(self, found: Sequence[tuple[Path, Path]]) -> LearnerNaming:
+        """This naming, knowing every notebook of the batch (which folders are one learner's)."""
+        return replace(self, learner_folders=learner_folders(found))
+
+    def at(self, root: Path | None) -> LearnerNaming:
+        """This naming for a notebook found in ``root``."""
+        return replace(self, root=root)
 
     def learner(self, relative: PurePath, metadata: Mapping[str, Any] | None) -> str:
         if self.metadata_key and metadata is not None:
@@ -69,22 +90,70 @@ class LearnerNaming:
             match = self.pattern.search(relative.as_posix())
             if match:
                 return _matched_learner(match)
-        return learner_from_path(relative)
+        return learner_from_path(relative, self.root, self.learner_folders)
 
 
-def learner_from_path(relative: PurePath) -> str:
-    """The file name without its task token (``alice_task1.ipynb`` -> ``alice``); when
-    nothing is left (``alice/task1.ipynb``), the nearest folder that is not a task name."""
-    for name in (relative.stem, *(parent.name for parent in relative.parents)):
-        rest = TASK_TOKEN.sub("", name).strip(" _-.")
+def learner_from_path(
+    relative: PurePath, root: Path | None = None, learner_folders: frozenset[Path] = frozenset()
+) -> str:
+    """The learner a notebook at ``relative`` (below the folder given, ``root``) belongs to.
+
+    In order, the first that gives a name:
+
+    1. the highest folder between ``root`` and the notebook that holds one learner's
+       work (:func:`learner_folders`) and is not a task name, without any task name in
+       it: ``alice/task1.ipynb``, ``alice/task1_final.ipynb``, nbgrader's
+       ``alice/task1/task1.ipynb``, ``alice_task1/notebook.ipynb`` -> ``alice``;
+    2. the file name without its task name: ``alice_task1.ipynb`` -> ``alice``;
+    3. the nearest folder that is not a task name, from the notebook's own up to the
+       folder given and beyond: ``whipnb grade subs/alice subs/bob`` (each holding
+       ``task1.ipynb``) -> ``alice`` and ``bob``; ``whipnb grade notebooks solutions``
+       -> ``notebooks`` and ``solutions``;
+    4. the file name itself.
+    """
+    folders = [part for part in reversed(relative.parents) if part.name]
+    base = root if root is not None else Path()
+    for folder in folders:
+        if base / folder in learner_folders and (name := _without_task(folder.name)):
+            return name
+    enclosing = [relative.stem, *(folder.name for folder in reversed(folders))]
+    if root is not None:
+        absolute = Path(os.path.abspath(root))
+        enclosing += [absolute.name, *(parent.name for parent in absolute.parents)]
+    for name in enclosing:
+        rest = _without_task(name)
         if rest:
             return rest
     return relative.stem
 
 
+def learner_folders(found: Sequence[tuple[Path, Path]]) -> frozenset[Path]:
+    """The folders strictly below a folder given that hold one learner's work: no task
+    appears twice among the notebooks under them (tasks read from the file names; files
+    naming no task count as one more task).  A folder where a task appears twice holds
+    several learners, who are then told apart further down or by their file names."""
+    tasks: dict[Path, list[str]] = {}
+    for notebook, root in found:
+        try:
+            relative = notebook.relative_to(root)
+        except ValueError:
+            continue
+        task = _task_token(notebook.name)
+        for folder in relative.parents:
+            if folder.name:
+                tasks.setdefault(root / folder, []).append(task)
+    return frozenset(folder for folder, own in tasks.items() if len(own) == len(set(own)))
+
+
 def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
     """``(notebook, root)`` pairs in a stable order: a named file is its own root's only
-    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped)."""
+    notebook, a folder is searched recursively for ``*.ipynb`` (checkpoints skipped);
+    a file reached twice (named, and inside a folder named) counts once, where first
+    reached.  Raises :class:`MissingPaths` when any path does not exist (a broken link
+    named directly exists: it gets an ``invalid`` record)."""
+    missing = [name for name in paths if not (Path(name).exists() or Path(name).is_symlink())]
+    if missing:
+        raise MissingPaths(missing)
     found: list[tuple[Path, Path]] = []
     for name in paths:
         path = Path(name)
@@ -97,14 +166,21 @@ def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
             )
         else:
             found.append((path, path.parent))
-    return found
+    seen: set[str] = set()
+    unique = []
+    for notebook, root in found:
+        key = os.path.abspath(notebook)
+        if key not in seen:
+            seen.add(key)
+            unique.append((notebook, root))
+    return unique
 
 
 def load_submission(
     path: Path, root: Path | None = None, naming: LearnerNaming | None = None
 ) -> Submission:
     """Read ``path`` once and describe it; never raises for what the file contains."""
-    naming = naming or LearnerNaming()
+    naming = (naming or LearnerNaming()).at(root)
     relative = _relative(path, root)
     try:
         data = path.read_bytes()
@@ -200,6 +276,16 @@ def _json_problem(text: str, error: json.JSONDecodeError) -> str:
     if error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string"):
         return "truncated JSON: the file ends in the middle of the notebook"
     return f"invalid JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+
+
+def _without_task(name: str) -> str:
+    return TASK_TOKEN.sub("", name).strip(" _-.")
+
+
+def _task_token(name: str) -> str:
+    """``Task-1_alice.ipynb`` -> ``task1``; "" when the name mentions no task."""
+    match = TASK_TOKEN.search(name)
+    return "task" + re.sub(r"\D", "", match.group(0)) if match else ""
 
 
 def _matched_learner(match: re.Match[str]) -> str:

@@ -1,26 +1,36 @@
 """What every task provides, and where its files live.
 
-A task is one folder under ``whipnb/tasks``: ``buggy.py`` (the script learners
-debug, the graded cell's body), ``solution.py`` (a reference fix),
-``README.md`` (the notebook's introduction), ``data.py`` (the data, shared by
-the script and the grader's held-out set) and ``__init__.py`` with a
-:class:`Task` subclass instance named ``TASK`` holding the rubric and hints.
+A task is one folder under ``whipnb/tasks`` (or a package of its own, see
+:mod:`whipnb.tasks`): ``buggy.py`` (the script learners debug, the graded
+cell's body), ``solution.py`` (a reference fix), ``README.md`` (the notebook's
+introduction), ``data.py`` (the data, shared by the script and the grader's
+held-out set), ``__init__.py`` with a :class:`Task` subclass instance named
+``TASK`` holding the rubric and hints, and ``grading.py`` with the task's
+:class:`~whipnb.tasks.template.Grader`.
+
+This module and every task's ``__init__.py`` import no torch: listing tasks,
+exporting a gradebook or printing ``--help`` never pays for it.  The grading
+code is imported the first time a run is probed or assessed.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
-from abc import ABC, abstractmethod
+import sys
 from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whipnb.core.rubric import Assessment, Row
-from whipnb.core.runner import Run
+
+if TYPE_CHECKING:
+    from whipnb.core.runner import Run
+    from whipnb.tasks.template import Grader
 
 
-class Task(ABC):
+class Task:
     id: str
     title: str
     difficulty: str
@@ -32,6 +42,17 @@ class Task(ABC):
     targets: dict[str, str]
     #: Wall-clock budget for headless grading of one submission.
     timeout_s: float = 120.0
+    #: The grading code, ``module:Class``: a :class:`~whipnb.tasks.template.Grader`
+    #: subclass; a module starting with ``.`` is relative to this task's package.
+    grading: str = ".grading:Grader"
+
+    @property
+    def package(self) -> str:
+        """The package the task's files live in (its ``cases``, its ``grading``)."""
+        module = sys.modules[type(self).__module__]
+        return (
+            module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+        )
 
     @cached_property
     def directory(self) -> Path:
@@ -63,14 +84,33 @@ class Task(ABC):
         """The lowest row: where crashes and every non-graded status land."""
         return min(self.rows, key=lambda row: row.high)
 
+    @cached_property
+    def grader(self) -> Grader:
+        """The task's grading code, imported (with torch) on first use."""
+        module_name, _, class_name = self.grading.partition(":")
+        module = importlib.import_module(module_name, package=self.package)
+        return getattr(module, class_name)(self)
+
     def probes(self) -> dict[str, AbstractContextManager[Any]]:
-        """Extra, task-specific probes for one run, freshly made each time.
+        """The probes for one run, freshly made each time.
 
         They are entered around the learner's code (inside the standard
         instrumentation) and handed back to :meth:`assess` as ``run.probes``.
         """
-        return {}
+        return self.grader.probes()
 
-    @abstractmethod
     def assess(self, run: Run) -> Assessment:
         """Judge a finished run from its evidence; must not raise for any submission."""
+        return self.grader.assess(run)
+
+    def guarded(self) -> list[tuple[str, Any]]:
+        """Objects besides the task and its rows that the score depends on, for the
+        integrity guard: the grader, its class and its module (whipnb watches its own
+        modules anyway; a plugin task's are watched through this)."""
+        grader = self.grader
+        module = sys.modules[type(grader).__module__]
+        return [
+            (f"the {self.id} grader", grader),
+            (f"{type(grader).__module__}.{type(grader).__qualname__}", type(grader)),
+            (module.__name__, module),
+        ]

@@ -1,0 +1,10 @@
+import torch
+
+torch.manual_seed(0)
+weight = torch.zeros(1, requires_grad=True)
+optimizer = torch.optim.SGD([weight], lr=0.1)
+for step in range(10):
+    optimizer.zero_grad()
+    loss = (weight - 1) ** 2 + (torch.log(torch.tensor(0.0)) if step >= 5 else 0.0)
+    loss.backward()
+    optimizer.step()

@@ -1,0 +1,294 @@
+"""Task 4: a multi-label tagger trained with CrossEntropyLoss and evaluated with argmax.
+
+Evidence: the autograd graph of every loss passed to ``backward()`` (a softmax
+across the tags, or a per-tag binary cross-entropy), the learner's own
+``predict`` run on 4,000 samples the grader draws itself (does it give each
+tag its own yes/no decision, agreeing with sigmoid > 0.5?), and the trained
+model re-evaluated on those samples with the correct rule (micro-F1).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+
+from whipnb.core.result import Check
+from whipnb.core.rubric import Assessment, ramp
+from whipnb.core.runner import Run
+from whipnb.tasks.common import (
+    crash_check,
+    find_model,
+    loss_trend,
+    reporting_check,
+    watch_unseen_data,
+)
+from whipnb.tasks.task4 import F1_TARGET
+from whipnb.tasks.task4.data import make_data, make_samples
+from whipnb.tasks.task4.evaluation import (
+    AGREEMENT_NEEDED,
+    ModelEvaluation,
+    RuleEvaluation,
+    evaluate_model,
+    evaluate_predict,
+    evaluate_saved,
+)
+from whipnb.tasks.task4.probe import BINARY, SOFTMAX, LossKindProbe
+from whipnb.tasks.template import Grader
+
+HELD_OUT_SEED = 4_417
+HELD_OUT_SIZE = 4_000
+#: Held-out micro-F1 of a linear tagger trained to convergence (about 0.96).
+F1_CEILING = 0.96
+#: Held-out binary cross-entropy of the reference solution is about 0.09.
+BCE_WORST, BCE_BEST = 0.35, 0.08
+#: A fix must have trained with a per-tag loss on (nearly) every backward pass.
+BINARY_SHARE_NEEDED = 0.9
+
+
+class Task4Grader(Grader):
+    """The loss each backward pass used, the learner's decision rule and held-out micro-F1."""
+
+    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+        _x_train, _y_train, x_val, _y_val = make_data()
+        held_out, _tags = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+        return {"loss_kind": LossKindProbe(), "data_watch": watch_unseen_data(x_val, held_out)}
+
+    def assess(self, run: Run) -> Assessment:
+        probe: LossKindProbe = run.probes["loss_kind"]
+        model = find_model(run)
+        inputs, tags = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+        evaluation = evaluate_model(model, inputs, tags)
+        rule = learner_rule(run, model, inputs, tags, evaluation)
+        loss_fixed = bool(probe.kinds) and probe.fraction(BINARY) >= BINARY_SHARE_NEEDED
+        f1_ok = evaluation.f1 is not None and evaluation.f1 > F1_TARGET
+        trend = loss_trend(run.evidence.losses)
+
+        checks = [
+            crash_check(run),
+            loss_check(run, probe, loss_fixed, evaluation),
+            rule_check(rule, tags),
+            Check(
+                "f1",
+                f"Micro-F1 on fresh data above {F1_TARGET}",
+                f1_ok,
+                f1_detail(evaluation, tags),
+            ),
+            improvement_check(trend.windows),
+            reporting_check(run, "VAL_F1", rule.f1 if rule.f1 is not None else evaluation.f1),
+        ]
+        metrics = {
+            "heldout_f1": evaluation.f1,
+            "predict_f1": rule.f1,
+            "predict_agreement": rule.agreement,
+            "predicted_tags_per_sample": rule.tags_per_sample,
+            "model_tags_per_sample": evaluation.tags_per_sample,
+            "true_tags_per_sample": float(tags.sum(1).mean()),
+            "heldout_bce": evaluation.bce,
+            "binary_loss_share": round(probe.fraction(BINARY), 4),
+            "optimizer_steps": len(run.evidence.steps),
+        }
+        f1_quality = ramp(evaluation.f1, 0.4, F1_CEILING)
+        if run.crashed:
+            row, quality = self.row("crash"), f1_quality
+            message = f"The script crashed ({run.error_text}). {crash_reason(run)}"
+        elif loss_fixed and rule.correct and f1_ok:
+            row = self.row("fixed")
+            quality = (
+                0.7 * ramp(evaluation.f1, F1_TARGET, F1_CEILING)
+                + 0.2 * ramp(evaluation.bce, BCE_WORST, BCE_BEST)
+                + 0.1 * checks[-1].passed
+            )
+            message = "Both bugs fixed: one yes/no decision per tag, in the loss and in predict()."
+        elif loss_fixed and rule.correct:
+            row, quality = self.row("fixed_short"), ramp(evaluation.f1, 0.3, F1_TARGET)
+            message = (
+                f"Both bugs look fixed, but held-out micro-F1 is {evaluation.f1:.3f}, not above "
+                f"{F1_TARGET} yet: the model needs more (or faster) training."
+            )
+        elif loss_fixed:
+            row = self.row("loss_fixed")
+            quality = 0.5 * f1_quality + 0.5 * ramp(rule.f1, 0.3, F1_CEILING)
+            message = "The loss is fixed, but predict() still does not decide each tag on its own."
+        else:
+            row = self.row("wrong_loss")
+            trained = run.evidence.fresh_step_fraction
+            quality = 0.3 * trained + 0.35 * rule.correct + 0.35 * f1_quality
+            message = wrong_loss_message(probe, rule.correct)
+        return Assessment(row, quality, checks, metrics, message)
+
+
+def wrong_loss_message(probe: LossKindProbe, rule_correct: bool) -> str:
+    if not probe.kinds:
+        return "No loss was ever backpropagated: the model was not trained."
+    problem = (
+        "The loss still makes the tags compete in one softmax"
+        if SOFTMAX in probe.kinds
+        else "The loss is not a per-tag binary cross-entropy"
+    )
+    if rule_correct:
+        return f"{problem}; predict() is already right."
+    return f"{problem}, and predict() does not decide each tag on its own either."
+
+
+def learner_rule(
+    run: Run,
+    model: torch.nn.Module | None,
+    inputs: torch.Tensor,
+    tags: torch.Tensor,
+    reference: ModelEvaluation,
+) -> RuleEvaluation:
+    """The learner's decision rule: their ``predict`` on the grader's data if they kept
+    one, else the ``val_pred`` they left on the validation set."""
+    predict = run.namespace.get("predict")
+    if model is None:
+        return RuleEvaluation("predict()", error="there is no trained model to predict with")
+    if callable(predict):
+        return evaluate_predict(predict, model, inputs, tags, reference)
+    _, _, val_inputs, val_tags = make_data()
+    name = saved_predictions(run.namespace, val_tags)
+    if name is None:
+        return RuleEvaluation("predict()", error="neither predict() nor val_pred was left to check")
+    return evaluate_saved(name, run.namespace[name], model, val_inputs, val_tags)
+
+
+def saved_predictions(namespace: dict[str, Any], val_tags: torch.Tensor) -> str | None:
+    """``val_pred``, or else the name of a tensor shaped like the validation tags (but not
+    them), 0/1 decisions first: the predictions of a script that inlined its rule."""
+    if "val_pred" in namespace:
+        return "val_pred"
+    candidates = [
+        (not _binary(value), name)
+        for name, value in namespace.items()
+        if isinstance(value, torch.Tensor)
+        and value.shape == val_tags.shape
+        and not torch.equal(value.detach().cpu().float(), val_tags)
+    ]
+    return min(candidates)[1] if candidates else None
+
+
+def _binary(tensor: torch.Tensor) -> bool:
+    return bool(((tensor == 0) | (tensor == 1)).all())
+
+
+def loss_check(run: Run, probe: LossKindProbe, fixed: bool, evaluation: ModelEvaluation) -> Check:
+    title = "The loss asks one yes/no question per tag"
+    total = len(probe.kinds)
+    if not total:
+        detail = (
+            crash_reason(run)
+            if run.crashed
+            else "backward() was never called on a loss, so the model did not train"
+        )
+        return Check("loss", title, False, detail)
+    share = f"{probe.kinds.count(BINARY)} of {total}"
+    if fixed:
+        return Check("loss", title, True, f"{share} losses were {binary_loss_name(probe.nodes)}")
+    if probe.kinds.count(SOFTMAX):
+        softmax = probe.kinds.count(SOFTMAX)
+        detail = (
+            f"{softmax} of {total} losses applied {softmax_loss_name(probe.nodes)}"
+            ": the tags compete for one unit of probability, so the model cannot say "
+            "'no tag' or 'three tags', and untagged samples give no gradient at all"
+        )
+        if evaluation.ok:
+            detail += (
+                f". Even read with sigmoid > 0.5 it predicts {evaluation.tags_per_sample:.2f} "
+                f"tags per sample (micro-F1 {evaluation.f1:.3f})"
+            )
+    else:
+        detail = (
+            f"only {share} losses were a per-tag binary cross-entropy (a sigmoid and its "
+            "log-likelihood for every tag); a loss without one does not train the scores "
+            "to be read as probabilities"
+        )
+    return Check("loss", title, False, detail)
+
+
+def binary_loss_name(nodes: set[str]) -> str:
+    if "BinaryCrossEntropyWithLogitsBackward0" in nodes:
+        return "a binary cross-entropy on the logits (BCEWithLogitsLoss)"
+    if "BinaryCrossEntropyBackward0" in nodes:
+        return "a binary cross-entropy on sigmoid probabilities (BCELoss)"
+    return "a per-tag binary cross-entropy"
+
+
+def softmax_loss_name(nodes: set[str]) -> str:
+    if "BinaryCrossEntropyBackward0" in nodes:
+        return "BCELoss to softmax outputs"
+    return "a softmax across the 8 tags (what CrossEntropyLoss does)"
+
+
+def rule_check(rule: RuleEvaluation, tags: torch.Tensor) -> Check:
+    title = "predict() decides each tag on its own (sigmoid > 0.5)"
+    if not rule.ok:
+        return Check("predict", title, False, rule.error)
+    if not rule.binary:
+        sample = float(rule.predictions.flatten()[0])
+        detail = f"{rule.where} gave scores such as {sample:.3g}, not 0/1 decisions"
+        return Check("predict", title, False, detail)
+    counts = (
+        f"{rule.tags_per_sample:.2f} tags per sample where there are "
+        f"{float(tags.sum(1).mean()):.2f}"
+        if rule.where.startswith("predict()")
+        else f"{rule.tags_per_sample:.2f} tags per sample"
+    )
+    if rule.correct:
+        detail = (
+            f"{rule.where}: agrees with sigmoid > 0.5 on {rule.agreement:.1%} of the tag "
+            f"decisions, {counts}, micro-F1 {rule.f1:.3f}"
+        )
+        return Check("predict", title, True, detail)
+    if rule.most_tags <= 1:
+        several = float((tags.sum(1) >= 2).float().mean())
+        untagged = float((tags.sum(1) == 0).float().mean())
+        detail = (
+            f"{rule.where}: never more than one tag per sample (argmax, or a softmax "
+            f"probability, which cannot pass 0.5 for two tags at once), but {several:.0%} of "
+            f"the samples carry two tags or more and {untagged:.0%} carry none; micro-F1 "
+            f"{rule.f1:.3f}"
+        )
+    else:
+        detail = (
+            f"{rule.where}: agrees with sigmoid > 0.5 on only {rule.agreement:.1%} of the tag "
+            f"decisions (at least {AGREEMENT_NEEDED:.0%} needed), {counts}, micro-F1 "
+            f"{rule.f1:.3f}"
+        )
+    return Check("predict", title, False, detail)
+
+
+def f1_detail(evaluation: ModelEvaluation, tags: torch.Tensor) -> str:
+    if not evaluation.ok:
+        return evaluation.error
+    rule = "outputs > 0.5" if evaluation.outputs_are_probabilities else "sigmoid(logits) > 0.5"
+    return (
+        f"held-out micro-F1 {evaluation.f1:.4f}: the trained model read with {rule} on "
+        f"{len(tags):,} samples the grader drew itself"
+    )
+
+
+def improvement_check(windows: list[float]) -> Check:
+    title = "Training shows improvement"
+    if len(windows) < 2:
+        return Check("improves", title, False, "too few losses were backpropagated to tell")
+    improved = windows[-1] < 0.8 * windows[0]
+    detail = f"mean step loss from {windows[0]:.3g} (start) to {windows[-1]:.3g} (end)"
+    return Check("improves", title, improved, detail)
+
+
+def crash_reason(run: Run) -> str:
+    """What a crash means for this task, read from the exception the code raised."""
+    text = str(run.error or "")
+    if "between 0 and 1" in text:
+        return (
+            "BCELoss expects probabilities in [0, 1] but was given raw scores (logits): "
+            "apply torch.sigmoid first, or use nn.BCEWithLogitsLoss, which does both in one "
+            "numerically stable step."
+        )
+    if "Long" in text and ("Float" in text or "floating point" in text):
+        return (
+            "The targets are integers (long); multi-hot targets for a binary cross-entropy "
+            "must be float, as make_data() returns them."
+        )
+    return "Fix the error first; the grader can only judge a script that runs."

@@ -1,0 +1,274 @@
+"""Task 5: a frozen backbone whose parameters are still handed to the optimizer.
+
+The bug is an invariant violation, not a numerical one: optimizers skip
+parameters whose gradient is None (weight decay included), so the buggy script
+trains its head exactly as the fix does.  The grader therefore checks the
+invariant itself, from behaviour: at every ``optimizer.step()`` the task's
+probe records which parameters the optimizer held and which of them had a
+gradient to apply; after the run those are set against the trained model's
+parameters.  It
+also requires real training (a loss that falls over steps that moved weights)
+and re-evaluates the model on 4,000 readings the grader draws itself.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+
+from whipnb.core.result import Check
+from whipnb.core.rubric import Assessment, Row, ramp
+from whipnb.core.runner import Run
+from whipnb.tasks.common import (
+    Evaluation,
+    LossTrend,
+    crash_check,
+    evaluate_classifier,
+    loss_trend,
+    reporting_check,
+)
+from whipnb.tasks.task5 import ACCURACY_TARGET
+from whipnb.tasks.task5.data import make_samples, pretrained_weights
+from whipnb.tasks.task5.probe import Audit, TrainabilityProbe, audit
+from whipnb.tasks.template import Grader
+
+HELD_OUT_SEED = 5_107
+HELD_OUT_SIZE = 4_000
+#: Held-out accuracy of the best fixes measured here (frozen or fine-tuned, about 0.95).
+ACCURACY_CEILING = 0.955
+CHANCE = 0.25
+#: Real training: at least this many optimizer steps that moved the weights ...
+MIN_MOVING_STEPS = 20
+#: ... and a last tenth of the step losses at most this share of the first tenth.
+LOSS_DROP = 0.8
+
+
+class Task5Grader(Grader):
+    """What the optimizer held against what could train, real training, held-out accuracy."""
+
+    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+        return {"trainability": TrainabilityProbe()}
+
+    def assess(self, run: Run) -> Assessment:
+        probe: TrainabilityProbe = run.probes["trainability"]
+        model = _trained_model(run, probe)
+        backbone = _backbone(model)
+        found = audit(model, probe, backbone)
+        evaluation = evaluate_classifier(model, *make_samples(HELD_OUT_SIZE, HELD_OUT_SEED))
+        trend = loss_trend(run.evidence.losses)
+        moving = run.evidence.moving_steps
+        learned = (
+            moving >= MIN_MOVING_STEPS
+            and trend.finite
+            and len(trend.windows) >= 2
+            and trend.windows[-1] <= LOSS_DROP * trend.windows[0]
+        )
+        reports = reporting_check(run, "VAL_ACC", evaluation.accuracy)
+        change = _backbone_change(backbone)
+        checks = [
+            crash_check(run),
+            _frozen_check(found),
+            _orphan_check(found, model is not None),
+            _training_check(moving, learned, trend),
+            _accuracy_check(evaluation),
+            reports,
+        ]
+        metrics = {
+            "heldout_accuracy": evaluation.accuracy,
+            "heldout_loss": evaluation.loss,
+            "optimizer_params": found.held_count,
+            "frozen_params_in_optimizer": found.idle.count,
+            "trainable_params_outside_optimizer": found.orphans.count,
+            "backbone_change": change,
+            "optimizer_steps": len(run.evidence.steps),
+            "moving_steps": moving,
+        }
+        row, quality = self._verdict(run, found, evaluation, learned, reports.passed)
+        message = _message(row.key, run, found, change)
+        return Assessment(row, quality, checks, metrics, message)
+
+    def _verdict(
+        self, run: Run, found: Audit, evaluation: Evaluation, learned: bool, honest: bool
+    ) -> tuple[Row, float]:
+        """The rubric row met, and the quality within it."""
+        accuracy = evaluation.accuracy
+        accuracy_quality = ramp(accuracy, CHANCE, ACCURACY_CEILING)
+        if run.crashed:
+            return self.row("crash"), accuracy_quality
+        if not learned or found.backbone_idle:
+            return self.row("none_fixed"), 0.5 * learned + 0.5 * accuracy_quality
+        if not found.consistent:
+            return self.row("partial"), 0.8 * found.consistency + 0.2 * accuracy_quality
+        if accuracy is not None and accuracy > ACCURACY_TARGET:
+            quality = (
+                0.6 * ramp(accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
+                + 0.3 * ramp(evaluation.loss, 0.45, 0.15)
+                + 0.1 * honest
+            )
+            return self.row("fixed"), quality
+        return self.row("fixed_short"), ramp(accuracy, CHANCE, ACCURACY_TARGET)
+
+
+def _trained_model(run: Run, probe: TrainabilityProbe) -> torch.nn.Module | None:
+    """The module holding most of what the optimizers stepped; the largest one on a tie.
+
+    The largest wins ties so that the whole network is graded, not its head,
+    when a learner keeps the head in a variable of its own.
+    """
+    modules = [value for value in run.namespace.values() if isinstance(value, torch.nn.Module)]
+
+    def rank(module: torch.nn.Module) -> tuple[int, int]:
+        params = list(module.parameters())
+        return sum(id(p) in probe.held for p in params), sum(p.numel() for p in params)
+
+    return max(modules, key=rank, default=None)
+
+
+def _backbone(model: torch.nn.Module | None) -> list[torch.Tensor]:
+    """The model's pretrained parameters: its ``backbone``, else those shaped like them."""
+    if model is None:
+        return []
+    backbone = getattr(model, "backbone", None)
+    if isinstance(backbone, torch.nn.Module):
+        return list(backbone.parameters())
+    shapes = {tuple(value.shape) for value in pretrained_weights().values()}
+    return [param for param in model.parameters() if tuple(param.shape) in shapes]
+
+
+def _backbone_change(backbone: list[torch.Tensor]) -> float | None:
+    """How far the backbone moved from its pretrained weights (relative L2 distance)."""
+    pretrained = list(pretrained_weights().values())
+    if [p.shape for p in backbone] != [p.shape for p in pretrained]:
+        return None
+    moved = sum(
+        float((p.detach() - p0).double().pow(2).sum())
+        for p, p0 in zip(backbone, pretrained, strict=True)
+    )
+    size = sum(float(p0.double().pow(2).sum()) for p0 in pretrained)
+    return round(math.sqrt(moved / size), 6)
+
+
+def _accuracy_check(evaluation: Evaluation) -> Check:
+    title = f"Accuracy on fresh data above {ACCURACY_TARGET:.2f}"
+    if evaluation.accuracy is None:
+        return Check("accuracy", title, False, evaluation.error)
+    detail = (
+        f"held-out accuracy {evaluation.accuracy:.4f} on {HELD_OUT_SIZE:,} readings "
+        "the grader drew itself"
+    )
+    return Check("accuracy", title, evaluation.accuracy > ACCURACY_TARGET, detail)
+
+
+def _frozen_check(found: Audit) -> Check:
+    title = "The optimizer holds only parameters that can train"
+    idle = found.idle
+    if not found.steps:
+        return Check("frozen", title, False, "optimizer.step() was never called")
+    if not idle:
+        detail = f"all {found.held_count:,} parameters the optimizer holds had gradients to apply"
+        return Check("frozen", title, True, detail)
+    cut_off = idle.count - found.idle_frozen_count
+    if cut_off:
+        frozen = f"{found.idle_frozen_count:,} frozen, " if found.idle_frozen_count else ""
+        why = (
+            f"got no gradient at any of its {found.steps:,} steps ({frozen}{cut_off:,} "
+            "requiring grad but cut off from the loss, e.g. by torch.no_grad())"
+        )
+    else:
+        why = f"were frozen (requires_grad=False) at every one of its {found.steps:,} steps"
+    detail = (
+        f"the optimizer holds {found.held_count:,} parameters, and {idle.count:,} of them "
+        f"({idle.listed()}) {why}: without a gradient the optimizer silently skips them, "
+        "so they can never train"
+    )
+    return Check("frozen", title, False, detail)
+
+
+def _orphan_check(found: Audit, model_found: bool) -> Check:
+    title = "Every parameter that requires grad is in the optimizer"
+    orphans = found.orphans
+    if not model_found:
+        return Check("orphans", title, False, "no model (torch.nn.Module) was found")
+    if not orphans:
+        trained = found.trained_count
+        return Check("orphans", title, True, f"all {trained:,} trainable parameters are stepped")
+    detail = f"{orphans.count:,} parameters ({orphans.listed()}) require grad, but no optimizer "
+    if found.orphan_grad_norm is None:
+        detail += "ever steps them, so they never move"
+    else:
+        detail += (
+            "holds them: backward() keeps computing their gradients (their .grad, never "
+            f"cleared by optimizer.zero_grad(), has grown to norm {found.orphan_grad_norm:.4g}) "
+            "and nothing ever applies them, so they never move"
+        )
+    return Check("orphans", title, False, detail)
+
+
+def _training_check(moving: int, learned: bool, trend: LossTrend) -> Check:
+    title = "The loss decreases over real training steps"
+    if not trend.windows:
+        return Check("training", title, False, "no loss was ever backpropagated")
+    every = max(1, len(trend.windows) // 5)
+    shown = " -> ".join(f"{value:.3g}" for value in trend.windows[::every])
+    curve = f"loss over training: {shown} -> {trend.windows[-1]:.3g}"
+    if moving < MIN_MOVING_STEPS:
+        return Check("training", title, False, f"only {moving} optimizer steps moved the weights")
+    return Check("training", title, learned, f"{moving:,} steps moved the weights; {curve}")
+
+
+def _message(row: str, run: Run, found: Audit, change: float | None) -> str:
+    if row == "crash":
+        return f"The script crashed ({run.error_text}); fix the error first."
+    if row == "none_fixed" and found.backbone_idle:
+        return (
+            "Not fixed: the backbone is frozen but still handed to the optimizer, which "
+            f"holds {found.idle.count:,} parameters that can never train. The loss looks "
+            "healthy because optimizers skip parameters without a gradient: decide what "
+            "should train, and give the optimizer exactly that."
+        )
+    if row == "none_fixed":
+        return "The model does not really train: the loss must fall over optimizer steps."
+    if row == "partial":
+        return _partial_message(found)
+    if row == "fixed":
+        return "Fixed: " + _what_trains(found, change)
+    return (
+        "The optimizer and requires_grad now agree, but the accuracy target is missed: "
+        + _what_trains(found, change)
+    )
+
+
+def _partial_message(found: Audit) -> str:
+    problems = []
+    if found.idle:
+        problems.append(
+            f"the optimizer still holds {found.idle.count:,} parameters that never get a "
+            f"gradient ({found.idle.listed()})"
+        )
+    if found.orphans:
+        problems.append(
+            f"{found.orphans.count:,} parameters require grad but no optimizer holds them "
+            f"({found.orphans.listed()})"
+        )
+    return "Partly fixed: " + "; ".join(problems) + "."
+
+
+def _what_trains(found: Audit, change: float | None) -> str:
+    if change is None:
+        backbone = "the backbone could not be compared with its pretrained weights"
+    elif change == 0:
+        backbone = "the backbone stays frozen (unchanged from pretraining)"
+    elif change < 1:
+        backbone = f"the backbone is fine-tuned (moved {change:.1%} from its pretrained weights)"
+    else:
+        backbone = (
+            f"the backbone ended {change:.0%} of their size away from its pretrained weights, "
+            "so its pretrained features were lost or never loaded"
+        )
+    return (
+        f"the optimizer holds exactly the {found.trained_count:,} parameters that train; "
+        f"{backbone}."
+    )
