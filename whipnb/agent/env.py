@@ -127,18 +127,18 @@ class DebugEnvironment:
 
     def step(self, action: Any) -> dict[str, Any]:
         """Carry out one action; a bad one gets an observation with ``error``."""
+        given = action.get("episode_id") if isinstance(action, dict) else None
+        episode = self._find(given)
+        if given is not None and episode is None:
+            return error_observation(f"unknown episode_id {given!r}: call reset first", True)
         try:
             parsed = parse_action(action)
         except BadAction as error:
-            episode = self._find(action.get("episode_id") if isinstance(action, dict) else None)
             if episode is None:
                 return error_observation(str(error))
             with episode.lock:
                 return self._refuse(episode, str(error), action.get("action_type"))
-        episode = self._find(parsed.episode_id)
-        if episode is None:
-            message = f"unknown episode_id {parsed.episode_id!r}: call reset first"
-            return error_observation(message, done=True)
+        assert episode is not None  # parse_action requires an episode_id
         with episode.lock:
             if episode.done:
                 return self._after_end(episode)

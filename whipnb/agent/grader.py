@@ -14,17 +14,95 @@ grader, so kernels for the next batch boot while an agent is still thinking.
 
 from __future__ import annotations
 
-import sys
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from jupyter_client.manager import AsyncKernelManager
 
 from whipnb.core.result import INVALID, KERNEL_DIED, Result, failure_result
-from whipnb.headless.kernels import KernelPool, default_ahead
+from whipnb.headless.kernels import StartedKernel, default_ahead, start_kernel
 from whipnb.headless.limits import Limits, available_cpus
 from whipnb.headless.pipeline import KERNEL_ARGUMENTS, grade_cell, kernel_environment
 from whipnb.headless.submissions import GRADED_CELL, GradedCell
 from whipnb.tasks import UnknownTaskError, get_task
+
+
+class WarmKernels:
+    """Keeps ``ahead`` grading kernels booting or ready for as long as it lives.
+
+    Like :class:`~whipnb.headless.kernels.KernelPool` (same boot, same warm-up, one
+    fresh kernel per submission), but for an open-ended stream of submissions: a
+    batch's pool knows how many are to come, a server's and a trainer's do not.  So
+    there is always a kernel booting, and :meth:`close` must not wait for it: it kills
+    the booting processes and lets their boot threads end on their own.
+    """
+
+    def __init__(self, ahead: int, arguments: list[str], env: dict[str, str]) -> None:
+        self.ahead = ahead
+        self._arguments, self._env = arguments, env
+        self._waiting: deque[Future[StartedKernel]] = deque()
+        self._booting: set[AsyncKernelManager] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        with self._lock:
+            self._fill()
+
+    def _fill(self) -> None:
+        while not self._closed and len(self._waiting) < self.ahead:
+            future: Future[StartedKernel] = Future()
+            thread = threading.Thread(
+                target=self._boot, args=(future,), name="whipnb-warm-kernel", daemon=True
+            )
+            self._waiting.append(future)
+            thread.start()
+
+    def _boot(self, future: Future[StartedKernel]) -> None:
+        try:
+            kernel = start_kernel(self._arguments, self._env, self._booting)
+        except BaseException as error:  # reported by take() as "no kernel"
+            future.set_exception(error)
+            return
+        with self._lock:
+            closed = self._closed
+        if closed:
+            kernel.discard()
+            future.set_exception(RuntimeError("closed"))
+        else:
+            future.set_result(kernel)
+
+    def take(self) -> StartedKernel | None:
+        """The oldest kernel, waiting for its boot if need be; None if its boot failed
+        or the pool is closed (the pipeline then starts a kernel itself)."""
+        with self._lock:
+            future = self._waiting.popleft() if self._waiting and not self._closed else None
+            self._fill()
+        if future is None:
+            return None
+        try:
+            kernel = future.result()
+        except Exception:
+            return None
+        if not kernel.alive():
+            kernel.discard()
+            return None
+        return kernel
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for manager in list(self._booting):
+                process = getattr(manager.provisioner, "process", None)
+                if process is not None:
+                    with contextlib.suppress(OSError):
+                        process.kill()
+        for future in waiting:
+            if future.done() and future.exception() is None:
+                future.result().discard()
 
 
 class Grader:
@@ -45,13 +123,8 @@ class Grader:
         # One thread per kernel when kernels share the CPUs, as `whipnb grade --jobs N`.
         self.limits = limits or Limits(threads=1 if self.jobs > 1 else None)
         ahead = default_ahead(self.jobs) if kernels_ahead is None else kernels_ahead
-        self._kernels = (
-            KernelPool(
-                ahead, sys.maxsize, KERNEL_ARGUMENTS, kernel_environment(self.limits.threads)
-            )
-            if ahead > 0
-            else None
-        )
+        env = kernel_environment(self.limits.threads)
+        self._kernels = WarmKernels(ahead, KERNEL_ARGUMENTS, env) if ahead > 0 else None
         self._workers = ThreadPoolExecutor(self.jobs, thread_name_prefix="whipnb-reward")
         self._closed = threading.Event()
 

@@ -7,6 +7,9 @@ uvicorn; the environment (and torch) are imported only when it runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
+from types import FrameType
 from typing import Any
 
 from whipnb.cli.arguments import non_negative_int, positive
@@ -52,9 +55,17 @@ def run(args: argparse.Namespace) -> int:
     from whipnb.agent.server import create_app
     from whipnb.agent.tools import ToolRunner
 
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: raised
+    # as KeyboardInterrupt here, so the grader below still stops its warm kernels.
+    signal.signal(signal.SIGTERM, _interrupt)
     with (
         Grader(jobs=args.jobs, kernels_ahead=args.kernels_ahead) as grader,
         DebugEnvironment(grader, ToolRunner(limits=ProcessLimits(args.tool_timeout))) as env,
+        contextlib.suppress(KeyboardInterrupt),  # how a server is meant to end
     ):
         uvicorn.run(create_app(env), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
