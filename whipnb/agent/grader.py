@@ -1,10 +1,11 @@
 """Grading code strings exactly as ``whipnb grade`` grades them, on warm kernels.
 
 A submission (``submit_fix``, a completion to reward) becomes a graded cell and
-goes through the headless pipeline's own :func:`~whipnb.headless.pipeline.grade_cell`:
-a fresh kernel per submission, the grader's own notebook around the code, the
-result read only from the grader's read-out cell, the same limits.  So the
-reward is the score ``whipnb grade`` gives a notebook holding that code.
+goes through the headless pipeline's own steps (:func:`~whipnb.headless.pipeline.run_steps`
+over :data:`~whipnb.headless.pipeline.STEPS`): a fresh kernel per submission in the
+bubblewrap sandbox, the grader's own notebook around the code, the result read
+only from the grader's read-out cell, the same limits and the same checks after.
+So the reward is the score ``whipnb grade`` gives a notebook holding that code.
 
 What makes it fast is what makes ``whipnb grade`` fast: kernels booted ahead of
 need (:class:`~whipnb.headless.kernels.KernelPool`, whipnb and torch already
@@ -19,14 +20,16 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
-from whipnb.core.result import INVALID, KERNEL_DIED, Result, failure_result
-from whipnb.headless.kernels import StartedKernel, default_ahead, start_kernel
+from whipnb.core.result import KERNEL_DIED, Result, failure_result
+from whipnb.headless.kernels import GradingKernel, KernelSetup, default_ahead, start_kernel
 from whipnb.headless.limits import Limits, available_cpus
-from whipnb.headless.pipeline import KERNEL_ARGUMENTS, grade_cell, kernel_environment
-from whipnb.headless.submissions import GRADED_CELL, GradedCell
+from whipnb.headless.pipeline import Grading, kernel_setup, run_steps
+from whipnb.headless.sandbox import BWRAP, unavailable
+from whipnb.headless.submissions import GRADED_CELL, GradedCell, Submission
 from whipnb.tasks import UnknownTaskError, get_task
 
 
@@ -40,10 +43,10 @@ class WarmKernels:
     the booting processes and lets their boot threads end on their own.
     """
 
-    def __init__(self, ahead: int, arguments: list[str], env: dict[str, str]) -> None:
+    def __init__(self, ahead: int, setup: KernelSetup) -> None:
         self.ahead = ahead
-        self._arguments, self._env = arguments, env
-        self._waiting: deque[Future[StartedKernel]] = deque()
+        self._setup = setup
+        self._waiting: deque[Future[GradingKernel]] = deque()
         self._booting: set[AsyncKernelManager] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -52,16 +55,16 @@ class WarmKernels:
 
     def _fill(self) -> None:
         while not self._closed and len(self._waiting) < self.ahead:
-            future: Future[StartedKernel] = Future()
+            future: Future[GradingKernel] = Future()
             thread = threading.Thread(
                 target=self._boot, args=(future,), name="whipnb-warm-kernel", daemon=True
             )
             self._waiting.append(future)
             thread.start()
 
-    def _boot(self, future: Future[StartedKernel]) -> None:
+    def _boot(self, future: Future[GradingKernel]) -> None:
         try:
-            kernel = start_kernel(self._arguments, self._env, self._booting)
+            kernel = start_kernel(self._setup, self._booting)
         except BaseException as error:  # reported by take() as "no kernel"
             future.set_exception(error)
             return
@@ -73,7 +76,7 @@ class WarmKernels:
         else:
             future.set_result(kernel)
 
-    def take(self) -> StartedKernel | None:
+    def take(self) -> GradingKernel | None:
         """The oldest kernel, waiting for its boot if need be; None if its boot failed
         or the pool is closed (the pipeline then starts a kernel itself)."""
         with self._lock:
@@ -118,13 +121,17 @@ class Grader:
         jobs: int | None = None,
         kernels_ahead: int | None = None,
         limits: Limits | None = None,
+        sandbox: str = BWRAP,
     ) -> None:
+        if sandbox == BWRAP and (reason := unavailable()) is not None:
+            raise RuntimeError(f"cannot sandbox submissions: {reason}")
         self.jobs = jobs or available_cpus()
+        self.sandbox = sandbox
         # One thread per kernel when kernels share the CPUs, as `whipnb grade --jobs N`.
         self.limits = limits or Limits(threads=1 if self.jobs > 1 else None)
+        self.setup = kernel_setup(self.limits.threads, sandbox)
         ahead = default_ahead(self.jobs) if kernels_ahead is None else kernels_ahead
-        env = kernel_environment(self.limits.threads)
-        self._kernels = WarmKernels(ahead, KERNEL_ARGUMENTS, env) if ahead > 0 else None
+        self._kernels = WarmKernels(ahead, self.setup) if ahead > 0 else None
         self._workers = ThreadPoolExecutor(self.jobs, thread_name_prefix="whipnb-reward")
         self._closed = threading.Event()
 
@@ -144,27 +151,37 @@ class Grader:
         return [future.result() for future in futures]
 
     def _grade_one(self, task_id: str, code: str | None) -> Result:
-        task_id = str(task_id).strip()
-        try:
-            get_task(task_id)
-        except UnknownTaskError as error:
-            return failure_result(task_id, INVALID, str(error))
-        if code is None or not code.strip():
-            return failure_result(task_id, INVALID, "no code to grade (no fenced Python block?)")
         if self._closed.is_set():
-            return failure_result(task_id, KERNEL_DIED, "the grader was closed")
-        kernel = self._kernels.take() if self._kernels is not None else None
+            return failure_result(str(task_id), KERNEL_DIED, "the grader was closed")
+        graded = submission(str(task_id).strip(), code)
+        gradable = graded.cell is not None and self._kernels is not None
+        kernel = self._kernels.take() if gradable else None
         try:
-            return grade_cell(GradedCell(task_id, cell_body(code)), self.limits, None, kernel)
+            return run_steps(Grading(graded, self.setup, self.limits, None, kernel))
         except Exception as error:  # the grader failed, not the submission
             message = f"the grader could not run this code ({type(error).__name__}: {error})"
-            return failure_result(task_id, KERNEL_DIED, message)
+            return failure_result(graded.task, KERNEL_DIED, message)
 
     def close(self) -> None:
         self._closed.set()
         if self._kernels is not None:
             self._kernels.close()
         self._workers.shutdown(wait=True, cancel_futures=True)
+
+
+def submission(task_id: str, code: str | None) -> Submission:
+    """The code as the submission a notebook holding it would be (no file, no learner):
+    an unknown task or no code is ``invalid``, as ``whipnb grade`` records such a notebook."""
+    path = Path(f"<{task_id} code>")
+    try:
+        get_task(task_id)
+    except UnknownTaskError as error:
+        return Submission(path, "agent", "", task_id, problem=str(error))
+    body = cell_body(code or "")
+    if not body.strip():
+        problem = "no code to grade (no fenced Python block?)"
+        return Submission(path, "agent", "", task_id, problem=problem)
+    return Submission(path, "agent", "", task_id, GradedCell(task_id, body))
 
 
 def cell_body(code: str) -> str:

@@ -1,8 +1,9 @@
-"""The inside of a tool process: ``python -m whipnb.agent.harness RESULT_FD``.
+"""The inside of a tool process: ``python -m whipnb.agent.harness RESULT_FD READY_FD``.
 
 Reads one request (JSON on stdin: the tool, its fields, the episode's seed),
 limits itself (no core dumps, bounded files and CPU), seeds every RNG with the
-episode's seed, runs the agent's code and writes what the tool measured as JSON
+episode's seed, says it is ready on ``READY_FD`` (the time limit starts then),
+runs the agent's code and writes what the tool measured as JSON
 to the result pipe ``RESULT_FD``.  The code's own prints go to the process's
 stdout and stderr, which the server caps.  Nothing here is trusted for a
 reward: the code runs in this same process and could lie; only ``submit_fix``
@@ -22,9 +23,9 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-#: Largest file the code may write, and its CPU seconds on top of the wall clock's.
+#: Largest file the code may write, and CPU seconds on top of the time limit (start-up).
 FILE_LIMIT_BYTES = 64 * 2**20
-CPU_GRACE_S = 5
+CPU_GRACE_S = 30
 #: Characters of a value's repr reported by get_variable_state.
 REPR_CAP = 1000
 
@@ -280,11 +281,15 @@ TOOLS = {
 
 
 def main() -> int:
-    result_fd = int(sys.argv[1])
+    result_fd, ready_fd = int(sys.argv[1]), int(sys.argv[2])
     request = json.loads(sys.stdin.read())
     sys.stdin = open(os.devnull)  # noqa: SIM115 - the code reads nothing more
     limit_self(float(request["timeout_s"]))
     seed_everything(int(request["seed"]))
+    import whipnb.core.instrument  # noqa: F401 - imported before the clock starts
+
+    os.write(ready_fd, b"1")  # the tool's clock starts now
+    os.close(ready_fd)
     result = TOOLS[request["tool"]](request)
     with contextlib.suppress(OSError), os.fdopen(result_fd, "w", encoding="utf-8") as pipe:
         json.dump(result, pipe, default=repr)

@@ -1,8 +1,9 @@
-"""One tool call in its own throw-away process: time and memory limits, capped output.
+"""One tool call in its own throw-away sandbox: time and memory limits, capped output.
 
 Every tool an agent calls runs code the agent wrote, so it is hostile like a
-learner's: it runs in a new process in a new empty working folder, with a
-cleared environment (only what Python and whipnb need), in its own session,
+learner's: it runs in the bubblewrap sandbox grading kernels run in
+(:mod:`whipnb.headless.sandbox`: read-only system, a private empty work folder,
+no network, its own PID namespace, a uid of its own, a cleared environment),
 watched from outside by the same :class:`~whipnb.headless.limits.KernelWatch`
 that guards a grading kernel (wall clock, memory of the whole process tree,
 nothing left running afterwards).  Its output is drained as it comes and kept
@@ -14,20 +15,26 @@ isolated; the tools only call :meth:`ProcessSandbox.run`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO
 
+from whipnb.headless.kernels import sandbox_environment
 from whipnb.headless.limits import MEMORY, TIMEOUT, KernelWatch
+from whipnb.headless.sandbox import (
+    BWRAP,
+    Sandbox,
+    SandboxFolder,
+    UidLease,
+    package_view,
+    python_view,
+    unavailable,
+)
 
-#: The folder holding the ``whipnb`` package: the tool process imports whipnb (and
-#: the tasks' data modules the scripts import) from there, as the grader does.
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: Bytes of stdout and of stderr kept per tool call (the rest is counted, not kept).
 OUTPUT_CAP = 16_384
 #: Bytes of the structured result a tool may hand back.
@@ -68,18 +75,22 @@ class Finished:
 
 def tool_environment() -> dict[str, str]:
     """A cleared environment: nothing of the server's (no tokens, no HOME), only what
-    makes the run reproducible (one thread, fixed hashing) and lets whipnb import."""
-    return {
-        "PATH": "/usr/bin:/bin",
-        "PYTHONPATH": PACKAGE_ROOT,
-        "PYTHONHASHSEED": "0",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": "1",
-        "MKL_NUM_THREADS": "1",
-        "OPENBLAS_NUM_THREADS": "1",
-        "MPLBACKEND": "Agg",
-        "LANG": "C.UTF-8",
-    }
+    makes the run reproducible (one thread, fixed hashing) and lets whipnb import
+    (the sandboxed kernels' environment, :func:`~whipnb.headless.kernels.sandbox_environment`)."""
+    return sandbox_environment(
+        {
+            "PYTHONHASHSEED": "0",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
+            "MPLBACKEND": "Agg",
+        }
+    )
+
+
+def _start_clock(ready: IO[bytes], watch: KernelWatch) -> None:
+    if ready.read(1):
+        watch.start_clock()
 
 
 class _Drain(threading.Thread):
@@ -104,38 +115,72 @@ class _Drain(threading.Thread):
 
 
 class ProcessSandbox:
-    """Runs ``python -m whipnb.agent.harness`` on a request, isolated and limited."""
+    """Runs ``python -m whipnb.agent.harness`` on a request, isolated and limited: in
+    bubblewrap (:mod:`whipnb.headless.sandbox`, as grading kernels run) under a uid of
+    its own, or with ``sandbox="none"`` as a plain child process with the same cleared
+    environment (for machines without bubblewrap, and said so in the docs)."""
 
-    def __init__(self, python: str = sys.executable) -> None:
+    def __init__(self, sandbox: str = BWRAP, python: str = sys.executable) -> None:
+        if sandbox == BWRAP and (reason := unavailable()) is not None:
+            raise RuntimeError(f"cannot sandbox tool calls: {reason}")
+        self.sandbox = sandbox
         self.python = python
 
     def run(self, request: str, limits: ProcessLimits) -> Finished:
         """Run the harness on ``request`` (JSON) in a fresh empty folder; never raises
         for what the code inside does."""
+        with UidLease() if self.sandbox == BWRAP else contextlib.nullcontext() as lease:
+            uid = lease.uid if lease is not None else None
+            with SandboxFolder(uid, prefix="whipnb-tool-") as folder:
+                return self._run_in(folder, uid, request, limits)
+
+    def _run_in(
+        self, folder: SandboxFolder, uid: int | None, request: str, limits: ProcessLimits
+    ) -> Finished:
         read_result, write_result = os.pipe()
-        with tempfile.TemporaryDirectory(prefix="whipnb-tool-") as workdir:
-            try:
-                process = subprocess.Popen(
-                    [self.python, "-s", "-m", "whipnb.agent.harness", str(write_result)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    cwd=workdir,
-                    env={**tool_environment(), "HOME": workdir, "TMPDIR": workdir},
-                    pass_fds=(write_result,),
-                    start_new_session=True,  # the watch kills the whole session
-                )
-            finally:
-                os.close(write_result)
-            return self._wait(process, os.fdopen(read_result, "rb"), request, limits)
+        read_ready, write_ready = os.pipe()
+        argv = [self.python, "-s", "-m", "whipnb.agent.harness", str(write_result)]
+        argv.append(str(write_ready))
+        env = tool_environment()
+        if self.sandbox == BWRAP:
+            view = package_view()
+            argv = Sandbox(
+                work=folder.work,
+                env=env,
+                read_only=(*python_view(), *view.read_only),
+                hidden=view.hidden,
+                empty=folder.empty,
+                uid=uid,
+            ).command(argv)
+        else:
+            env = {**env, "HOME": str(folder.work), "TMPDIR": str(folder.work)}
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=folder.work,
+                env=env,
+                pass_fds=(write_result, write_ready),
+                start_new_session=True,  # the watch kills the whole session
+            )
+        finally:
+            os.close(write_result)
+            os.close(write_ready)
+        with open(read_ready, "rb") as ready:
+            return self._wait(process, os.fdopen(read_result, "rb"), ready, request, limits)
 
     def _wait(
         self,
         process: subprocess.Popen[bytes],
         result_pipe: IO[bytes],
+        ready: IO[bytes],
         request: str,
         limits: ProcessLimits,
     ) -> Finished:
+        """Drain the outputs; the clock starts when the harness says it is ready (Python,
+        torch and whipnb imported), as a grading's clock starts with the graded cell."""
         assert process.stdin and process.stdout and process.stderr
         drains = [
             _Drain(process.stdout, limits.output_cap),
@@ -146,7 +191,8 @@ class ProcessSandbox:
             drain.start()
         with KernelWatch(limits.timeout_s, limits.memory_mb) as watch:
             watch.start(process.pid)
-            watch.start_clock()
+            clock = threading.Thread(target=_start_clock, args=(ready, watch), daemon=True)
+            clock.start()
             try:
                 process.stdin.write(request.encode("utf-8"))
                 process.stdin.close()

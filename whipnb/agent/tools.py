@@ -46,6 +46,7 @@ def observed(tool: str, finished: Finished, limits: ProcessLimits) -> dict[str, 
         "out_of_memory": finished.out_of_memory,
         "stdout_truncated": finished.stdout_truncated,
         "stderr_truncated": finished.stderr_truncated,
+        "error": None,
     }
     if finished.timed_out:
         fields["error"] = f"stopped after {limits.timeout_s:g} s (an endless loop?)"
@@ -58,7 +59,7 @@ def observed(tool: str, finished: Finished, limits: ProcessLimits) -> dict[str, 
     except ValueError:
         measured = None
     if not isinstance(measured, dict):
-        fields.setdefault("error", "the tool process ended before reporting (see stderr)")
+        fields["error"] = fields["error"] or "the tool process ended before reporting (see stderr)"
         return fields
     if measured.get("error"):
         fields["error"] = measured["error"]
