@@ -16,6 +16,7 @@ grader, so kernels for the next batch boot while an agent is still thinking.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -41,6 +42,10 @@ class WarmKernels:
     batch's pool knows how many are to come, a server's and a trainer's do not.  So
     there is always a kernel booting, and :meth:`close` must not wait for it: it kills
     the booting processes and lets their boot threads end on their own.
+
+    Kernels boot on ``ahead`` long-lived daemon threads: bubblewrap's
+    ``--die-with-parent`` kills a sandbox when the *thread* that started it ends, so a
+    kernel must be started by a thread that outlives it.
     """
 
     def __init__(self, ahead: int, setup: KernelSetup) -> None:
@@ -48,21 +53,29 @@ class WarmKernels:
         self._setup = setup
         self._waiting: deque[Future[GradingKernel]] = deque()
         self._booting: set[AsyncKernelManager] = set()
+        self._requests: queue.SimpleQueue[Future[GradingKernel] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        for number in range(ahead):
+            name = f"whipnb-warm-kernel-{number}"
+            threading.Thread(target=self._booter, name=name, daemon=True).start()
         with self._lock:
             self._fill()
 
     def _fill(self) -> None:
         while not self._closed and len(self._waiting) < self.ahead:
             future: Future[GradingKernel] = Future()
-            thread = threading.Thread(
-                target=self._boot, args=(future,), name="whipnb-warm-kernel", daemon=True
-            )
             self._waiting.append(future)
-            thread.start()
+            self._requests.put(future)
+
+    def _booter(self) -> None:
+        while (future := self._requests.get()) is not None:
+            self._boot(future)
 
     def _boot(self, future: Future[GradingKernel]) -> None:
+        if self._closed:
+            future.set_exception(RuntimeError("closed"))
+            return
         try:
             kernel = start_kernel(self._setup, self._booting)
         except BaseException as error:  # reported by take() as "no kernel"
@@ -106,6 +119,8 @@ class WarmKernels:
         for future in waiting:
             if future.done() and future.exception() is None:
                 future.result().discard()
+        for _ in range(self.ahead):
+            self._requests.put(None)
 
 
 class Grader:
