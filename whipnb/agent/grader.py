@@ -15,6 +15,7 @@ grader, so kernels for the next batch boot while an agent is still thinking.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import queue
 import threading
@@ -89,6 +90,13 @@ class WarmKernels:
         else:
             future.set_result(kernel)
 
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the kernels now booting are ready (or failed): a trainer or a
+        benchmark starts timing with its pool warm."""
+        with self._lock:
+            waiting = list(self._waiting)
+        concurrent.futures.wait(waiting, timeout=timeout)
+
     def take(self) -> GradingKernel | None:
         """The oldest kernel, waiting for its boot if need be; None if its boot failed
         or the pool is closed (the pipeline then starts a kernel itself)."""
@@ -155,6 +163,11 @@ class Grader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the kernels booted ahead are ready (see :meth:`WarmKernels.wait_ready`)."""
+        if self._kernels is not None:
+            self._kernels.wait_ready(timeout)
 
     def grade(self, task_id: str, code: str | None) -> Result:
         """One submission's result; never raises for the code."""
