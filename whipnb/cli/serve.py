@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -43,6 +44,13 @@ def register(commands: Any) -> None:
         default=30.0,
         help="seconds per tool call (default: 30)",
     )
+    serve.add_argument(
+        "--sandbox",
+        choices=("bwrap", "none"),
+        default="bwrap",
+        help="what tool calls and submissions run in: bwrap, Debian's bubblewrap (the "
+        "default), or none (plain processes: only for code you trust; see docs/AGENTS.md)",
+    )
     serve.set_defaults(run=run)
 
 
@@ -51,16 +59,25 @@ def run(args: argparse.Namespace) -> int:
 
     from whipnb.agent.env import DebugEnvironment
     from whipnb.agent.grader import Grader
-    from whipnb.agent.process import ProcessLimits
+    from whipnb.agent.process import ProcessLimits, ProcessSandbox
     from whipnb.agent.server import create_app
     from whipnb.agent.tools import ToolRunner
+    from whipnb.headless.sandbox import BWRAP, unavailable
 
+    if args.sandbox == BWRAP and (problem := unavailable()) is not None:
+        print(
+            f"whipnb serve: cannot sandbox the agents' code: {problem}. To serve anyway "
+            "(trusted code only), pass --sandbox none",
+            file=sys.stderr,
+        )
+        return 2
+    tools = ToolRunner(ProcessSandbox(args.sandbox), ProcessLimits(args.tool_timeout))
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: raised
     # as KeyboardInterrupt here, so the grader below still stops its warm kernels.
     signal.signal(signal.SIGTERM, _interrupt)
     with (
-        Grader(jobs=args.jobs, kernels_ahead=args.kernels_ahead) as grader,
-        DebugEnvironment(grader, ToolRunner(limits=ProcessLimits(args.tool_timeout))) as env,
+        Grader(args.jobs, args.kernels_ahead, sandbox=args.sandbox) as grader,
+        DebugEnvironment(grader, tools) as env,
         contextlib.suppress(KeyboardInterrupt),  # how a server is meant to end
     ):
         uvicorn.run(create_app(env), host=args.host, port=args.port, log_level="info")
