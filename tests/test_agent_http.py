@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -219,3 +220,32 @@ def test_descriptive_routes(server: httpx.Client) -> None:
     assert {tool["name"] for tool in tools} == SIX_TOOLS
     submit = next(tool for tool in tools if tool["name"] == "submit_fix")
     assert submit["terminal"] is True and submit["fields"]["fixed_code"]["required"] is True
+
+
+def test_episodes_run_concurrently_and_independently(server: httpx.Client) -> None:
+    """Twelve episodes stepped from twelve threads at once: each keeps its own turns;
+    two of them, same seed, draw the same random numbers in simultaneous tool calls."""
+    episodes = [reset(server, task_id="task3", seed=5)["observation"]["episode_id"]
+                for _ in range(12)]  # fmt: skip
+    tensor = {"setup_code": "import torch\nx = torch.randn(100)", "target_expression": "x"}
+
+    def play(index: int) -> tuple[list[int], float | None]:
+        episode = episodes[index]
+        turns = [
+            step(server, action_type="inspect_diff", episode_id=episode,
+                 proposed_code=f"x = {n}")["observation"]["turn"]
+            for n in range(3)
+        ]  # fmt: skip
+        mean = None
+        if index < 2:
+            seen = step(server, action_type="inspect_tensor", episode_id=episode, **tensor)
+            mean = seen["observation"]["mean"]
+        return turns, mean
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(play, range(12)))
+    assert all(turns == [1, 2, 3] for turns, _mean in outcomes)
+    first, second = outcomes[0][1], outcomes[1][1]
+    assert first is not None and first == second
+    states = [server.get("/state", params={"episode_id": e}).json() for e in episodes]
+    assert [state["turn"] for state in states] == [4, 4] + [3] * 10
