@@ -163,6 +163,7 @@ def grading_record(result: Result, path: str | Path, **extra: Any) -> dict[str, 
         **as_record(path, result),
         **extra,
         "tampering": list(result.tampering),
+        "copying": list(result.copying),
         "version": result.version,
     }
 

@@ -21,6 +21,7 @@ own (:class:`~whipnb.headless.sandbox.UidLease`), and the grader talks to it ove
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import os
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from typing import Any
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 
-from whipnb.headless.limits import SETUP_S, available_cpus
+from whipnb.headless.limits import POLL_S, SETUP_S, available_cpus
 from whipnb.headless.sandbox import (
     BWRAP,
     NONE,
@@ -214,10 +215,26 @@ async def _boot(
     client = manager.client()
     client.start_channels()
     try:
-        await client.wait_for_ready(timeout=SETUP_S)
-        await client.execute_interactive(WARM_UP, silent=True, store_history=False, timeout=SETUP_S)
+        await _while_alive(manager, client.wait_for_ready(timeout=SETUP_S))
+        warm_up = client.execute_interactive(
+            WARM_UP, silent=True, store_history=False, timeout=SETUP_S
+        )
+        await _while_alive(manager, warm_up)
     finally:
         client.stop_channels()
+
+
+async def _while_alive(manager: AsyncKernelManager, waiting: Awaitable[Any]) -> Any:
+    """``waiting``'s result, or an error as soon as the kernel process is gone (a pool
+    closing kills kernels still booting: their boots must end then, not at a timeout)."""
+    task = asyncio.ensure_future(waiting)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=POLL_S)
+        if done:
+            return task.result()
+        if not await manager.is_alive():
+            task.cancel()
+            raise RuntimeError("the kernel died while booting")
 
 
 class KernelPool:

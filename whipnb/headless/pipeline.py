@@ -49,10 +49,11 @@ from whipnb.core.result import (
 from whipnb.headless.kernels import GradingKernel, KernelSetup
 from whipnb.headless.limits import STOPPED, KernelWatch, Limits
 from whipnb.headless.sandbox import BWRAP
-from whipnb.headless.submissions import (
+from whipnb.headless.submissions import (  # reading submissions lives there
     GRADED_CELL,
     GradedCell,
     Submission,
+    find_graded_cell,  # noqa: F401  (re-exported for callers of the earlier layout)
     load_submission,
 )
 from whipnb.notebook.magic import HEADLESS_ENV
@@ -71,11 +72,15 @@ READ_OUT = "from whipnb.notebook.magic import display_last_result\ndisplay_last_
 MAX_KEPT_OUTPUT = 4 * 2**20
 #: The read-out cell's one result bundle may be this large.
 MAX_READ_OUT = 16 * 2**20
+#: bwrap's exit status when its command was killed by signal N: SIGNALLED + N.
+SIGNALLED = 128
 #: Stored outputs may claim this much above the graded score before it is reported.
 CLAIM_MARGIN = 0.05
 #: Normalised-token similarity to the shipped reference solution from which a
-#: submission is reported as a copy of it (1.0: the same program, names and numbers).
-COPY_SIMILARITY = 0.97
+#: submission is reported as a copy of it: 1.0, the same program token for token
+#: (every shipped solution is its buggy script plus a few changed tokens, so the
+#: buggy script itself is about 0.99 alike: anything below identity proves nothing).
+COPY_SIMILARITY = 1.0
 #: Words in a submission that reach for the reference solution shipped in the package.
 SOLUTION_REFERENCES = ("solution.py", "solution_source", ".solution")
 
@@ -238,7 +243,9 @@ def execute_in_kernel(grading: Grading) -> None:
     if watch.reason == STOPPED:  # the watch's reason, if it killed the kernel, says why
         raise GradingStopped(f"stopped while grading a {cell.task} submission")
     reason = watch.reason or died
-    grading.fail(*_failure(reason, timeout, watch.peak_bytes, limits, process.get("kernel")))
+    sandboxed = grading.setup.sandbox == BWRAP
+    kernel_process = process.get("kernel")
+    grading.fail(*_failure(reason, timeout, watch.peak_bytes, limits, kernel_process, sandboxed))
 
 
 def read_out(grading: Grading) -> None:
@@ -276,16 +283,16 @@ def flag_reference_copy(grading: Grading) -> None:
     """A submission that is the shipped reference solution, or reaches for it, is reported.
 
     Two signs, each read by the grader from the submission's source (never run):
-    normalised-token similarity to the task's ``solution.py`` of at least
-    :data:`COPY_SIMILARITY` (comments, blank lines, layout and names do not count;
-    a learner whose fix is word for word the reference's gets the same report: an
-    instructor judges), and code that names the solution file or the task's
-    ``solution_source``.  Inside the sandbox the shipped solutions read as empty
-    files, so reaching for one runs no solution and earns nothing by itself.
+    the task's ``solution.py`` token for token (:data:`COPY_SIMILARITY`; comments,
+    blank lines, layout and names do not count; a learner whose fix is word for
+    word the reference's gets the same report: an instructor judges), and code
+    that names the solution file or the task's ``solution_source``.  The findings
+    go to the record's ``copying`` field, not ``tampering``: they change no score.
+    Inside the sandbox the shipped solutions read as empty files, so reaching for
+    one runs no solution and earns nothing by itself.
     """
     assert grading.result is not None
-    findings = copy_findings(grading.cell)
-    grading.result.tampering += findings
+    grading.result.copying += copy_findings(grading.cell)
 
 
 #: Every grading, in order.  A step that does not apply to where a grading stands
@@ -346,6 +353,7 @@ def _failure(
     peak_bytes: int,
     limits: Limits,
     process: subprocess.Popen[bytes] | None,
+    sandboxed: bool = False,
 ) -> tuple[str, str]:
     """The status and message of a submission the kernel did not survive."""
     if reason == TIMEOUT:
@@ -357,13 +365,16 @@ def _failure(
             f"stopped at {peak_bytes / 2**20:.0f} MB: the kernel used more than "
             f"{limits.memory_mb} MB of memory (a tensor or list that keeps growing?)"
         )
-    return KERNEL_DIED, f"the kernel died while running the code ({_exit_reason(process)})"
+    reason = _exit_reason(process, sandboxed)
+    return KERNEL_DIED, f"the kernel died while running the code ({reason})"
 
 
-def _exit_reason(process: subprocess.Popen[bytes] | None) -> str:
+def _exit_reason(process: subprocess.Popen[bytes] | None, sandboxed: bool = False) -> str:
     code = process.returncode if process is not None else None
     if code is None:
         return "exit status unknown"
+    if sandboxed and code > SIGNALLED:  # bwrap exits 128 + N when its command died by signal N
+        code = SIGNALLED - code
     if code >= 0:
         return f"exit code {code}: os._exit() or a crash in native code?"
     try:

@@ -141,7 +141,7 @@ class Sandbox:
             "--clearenv",
             *(arg for name, value in self.env.items() for arg in ("--setenv", name, value)),
             "--chdir",
-            str(self.work),
+            os.path.realpath(self.work),
             "--",
             *(_drop_to(self.uid) if own_uid else []),
             *argv,
@@ -319,11 +319,12 @@ def _uids_in_use() -> set[int]:
     return uids
 
 
-def unavailable(bwrap: str = BWRAP_PATH) -> str | None:
+def unavailable(bwrap: str | None = None) -> str | None:
     """Why bubblewrap cannot sandbox here, in plain words; ``None`` when it can.
 
     Tries the real thing: a command in a sandbox with the namespaces kernels get.
     """
+    bwrap = bwrap or BWRAP_PATH
     if shutil.which(bwrap) is None:
         return (
             f"bubblewrap is not installed ({bwrap} not found; on Debian or Ubuntu: "
