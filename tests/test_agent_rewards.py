@@ -113,7 +113,6 @@ def test_scorer_needs_inspect_ai_only_when_made(monkeypatch: pytest.MonkeyPatch)
 def test_inspect_ai_scorer_scores_like_the_grader(grader: Grader) -> None:
     """The scorer on a real inspect_ai TaskState (an eval() run would fetch a tokenizer
     from the network, which this machine has not)."""
-    pytest.importorskip("inspect_ai")
     from inspect_ai.model import ModelOutput
     from inspect_ai.scorer import Target
     from inspect_ai.solver import TaskState
