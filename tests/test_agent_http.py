@@ -196,6 +196,8 @@ def test_bad_actions_get_error_observations(server: httpx.Client) -> None:
     assert not_json.status_code == 200 and "not JSON" in not_json.json()["observation"]["error"]
     no_action = server.post("/step", json={"episode_id": episode})
     assert "action" in no_action.json()["observation"]["error"]
+    assert "seed must be an integer" in reset(server, seed=-1)["observation"]["error"]
+    assert "seed must be an integer" in reset(server, seed="7")["observation"]["error"]
     unknown_task = reset(server, task_id="task99")
     assert "unknown task" in unknown_task["observation"]["error"] and unknown_task["done"]
     assert server.get("/state", params={"episode_id": "nope"}).status_code == 404

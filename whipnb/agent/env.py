@@ -105,8 +105,10 @@ class DebugEnvironment:
             task = get_task(str(task_id))
         except UnknownTaskError as error:
             return error_observation(str(error), done=True)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            return error_observation(f"seed must be an integer, not {seed!r}", done=True)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32
+        ):  # NumPy's seeds: 0 to 2**32 - 1
+            return error_observation(f"seed must be an integer 0 to 2**32-1, not {seed!r}", True)
         episode = Episode(episode_id or uuid.uuid4().hex, task.id, seed or 0, self.max_turns)
         with self._lock:
             if episode.episode_id in self._episodes:
