@@ -8,15 +8,18 @@ STAMP := $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright's own browser download
 # is not used); `make browser` installs it with apt-get when it is missing.
 CHROMIUM ?= /usr/bin/chromium
+# `whipnb grade` runs every kernel in Debian's bubblewrap (docs/SECURITY.md);
+# `make install` (and so demo and test) installs it with apt-get when it is missing.
+BWRAP ?= /usr/bin/bwrap
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # `make lab` options; the browser test points them at a temporary copy.
 LAB_DIR ?= notebooks
 LAB_ARGS ?=
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: install demo test lint lab browser notebooks calibrate clean
+.PHONY: install demo test lint lab browser sandbox notebooks calibrate clean
 
-install: $(STAMP)
+install: $(STAMP) sandbox
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +27,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox
 	$(BIN)/whipnb grade notebooks solutions
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	@$(MAKE) --no-print-directory browser || echo "warning: Chromium could not be installed; the browser test will fail" >&2
 	$(BIN)/ruff check whipnb tests benchmarks
 	$(BIN)/lint-imports
@@ -43,6 +46,15 @@ lab: $(STAMP)
 
 browser: $(CHROMIUM)
 	@:
+
+sandbox: $(BWRAP)
+	@:
+
+$(BWRAP):
+	@echo "installing bubblewrap with apt-get (the sandbox of every grading kernel)"
+	$(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 \
+		install -y --no-install-recommends bubblewrap >/dev/null
 
 $(CHROMIUM):
 	@echo "installing Chromium with apt-get (for the browser test)"
@@ -72,3 +84,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/memory.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/latency.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/sandbox.py $(BENCH_ARGS)

@@ -30,7 +30,7 @@ from bench import (
 )
 
 from whipnb.headless.kernels import start_kernel
-from whipnb.headless.pipeline import KERNEL_ARGUMENTS, kernel_environment
+from whipnb.headless.pipeline import kernel_setup
 
 POLL_S = 0.01
 MB = 2**20
@@ -78,9 +78,11 @@ def _is_kernel(process: psutil.Process) -> bool:
 
 def idle_kernel_peak() -> int:
     """A kernel booted ahead of need, as a batch keeps them waiting, before any submission."""
-    kernel = start_kernel(KERNEL_ARGUMENTS, kernel_environment(None))
-    try:
-        return high_water(kernel.manager.provisioner.pid) or 0
+    kernel = start_kernel(kernel_setup(None))
+    try:  # the kernel process inside its sandbox, below bwrap's own processes
+        root = psutil.Process(kernel.manager.provisioner.pid)
+        tree = [root, *root.children(recursive=True)]
+        return max(high_water(process.pid) or 0 for process in tree)
     finally:
         kernel.discard()
 

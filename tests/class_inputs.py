@@ -106,6 +106,18 @@ def write_class(folder: Path) -> dict[str, Expected]:
     write_notebook(folder / "unknown_task1.ipynb", "%%whip_grade task42\nprint('hi')\n")
     write_notebook(folder / "empty_task1.ipynb", "%%whip_grade task1\n   \n")
     os.symlink(folder / "gone.ipynb", folder / "unreadable_task1.ipynb")
+    # Hostile inputs (issue 11): none may crash or hang the batch.
+    deep = '{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": ' + "[" * 100_000
+    (folder / "deep_task1.ipynb").write_text(deep + "]" * 100_000 + "}", encoding="utf-8")
+    os.mkfifo(folder / "fifo_task1.ipynb")
+    os.symlink("/dev/zero", folder / "zero_task1.ipynb")
+    surrogate = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("%%whip_grade task1\nprint('\udcff')\n")]
+    )  # json escapes the lone surrogate: valid JSON, not valid Unicode
+    (folder / "surrogate_task1.ipynb").write_text(json.dumps(surrogate), encoding="utf-8")
+    undecodable = os.path.join(os.fsencode(folder), b"caf\xe9_task1.ipynb")
+    graded_notebook(Path(os.fsdecode(undecodable)), "raise ValueError('caf')\n")
+    expected["caf\\xe9_task1.ipynb"] = Expected("graded", "ValueError", high=0.10)
     for name, words in (
         ("trunc_task1.ipynb", "truncated JSON"),
         ("png_task1.ipynb", "not text"),
@@ -117,6 +129,10 @@ def write_class(folder: Path) -> dict[str, Expected]:
         ("unknown_task1.ipynb", "unknown task 'task42'"),
         ("empty_task1.ipynb", "is empty"),
         ("unreadable_task1.ipynb", "cannot read the file"),
+        ("deep_task1.ipynb", "nested too deeply"),
+        ("fifo_task1.ipynb", "named pipe"),
+        ("zero_task1.ipynb", "outside the submissions folder"),
+        ("surrogate_task1.ipynb", "not valid Unicode"),
     ):
         expected[name] = Expected("invalid", words)
     return expected
@@ -131,9 +147,15 @@ def nbformat3_notebook() -> dict:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every entry's bytes (a symlink: its target), to prove grading wrote nothing."""
+    """Every entry's bytes (a symlink: its target; a FIFO: its kind, reading it would
+    block), to prove grading wrote nothing."""
     found = {}
     for path in sorted(folder.rglob("*")):
         key = str(path.relative_to(folder))
-        found[key] = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()
+        if path.is_symlink():
+            found[key] = os.readlink(path).encode()
+        elif path.is_fifo():
+            found[key] = b"FIFO"
+        else:
+            found[key] = path.read_bytes()
     return found

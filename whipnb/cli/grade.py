@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from rich.text import Text
 
 from whipnb.cli.arguments import add_db, non_negative_int, pattern, positive
 from whipnb.core.result import STATUSES, as_record
+from whipnb.gradebook.exports import atomic_output
 from whipnb.headless.limits import DEFAULT_MEMORY_MB, available_cpus
 
 if TYPE_CHECKING:
@@ -114,6 +114,14 @@ def register(commands: Any) -> None:
         "--quiet", "-q", action="store_true", help="no progress and no per-notebook table"
     )
     grade.add_argument(
+        "--sandbox",
+        choices=("bwrap", "none"),
+        default="bwrap",
+        help="what each kernel runs in: bwrap, Debian's bubblewrap (read-only system, "
+        "private folder, no network, own processes and uid; the default), or none "
+        "(the grader's own user and files: only for code you trust; see docs/SECURITY.md)",
+    )
+    grade.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="run kernels on a Dask distributed cluster (tcp://host:8786); needs whipnb[dask]",
@@ -128,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
     from whipnb.gradebook.store import Gradebook, duplicate_groups
     from whipnb.headless.batch import Batch, BatchInterrupted
     from whipnb.headless.limits import Limits
+    from whipnb.headless.sandbox import BWRAP, unavailable
     from whipnb.headless.submissions import (
         LearnerNaming,
         MissingPaths,
@@ -135,6 +144,15 @@ def run(args: argparse.Namespace) -> int:
         load_submission,
     )
 
+    if args.sandbox == BWRAP and (problem := unavailable()) is not None:
+        console.print(
+            f"whipnb grade: cannot sandbox the kernels: {problem}. Learner code would run "
+            "with your user's rights and files; to grade anyway (trusted code only), "
+            "pass --sandbox none",
+            soft_wrap=True,
+            markup=False,
+        )
+        return 2
     try:
         found = find_notebooks(args.paths)
     except MissingPaths as error:
@@ -164,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             executor=executor,
             kernels_ahead=args.kernels_ahead,
+            sandbox=args.sandbox,
         )
         try:
             outcomes = batch.run(submissions, display)
@@ -328,11 +347,12 @@ def summary_table(outcomes: Sequence[Outcome], elapsed: float, db: str) -> Table
 
 
 def write_json(path: str, records: Sequence[dict[str, Any]]) -> None:
-    Path(path).write_text(json.dumps(list(records), indent=2) + "\n", encoding="utf-8")
+    with atomic_output(path) as handle:
+        handle.write(json.dumps(list(records), indent=2) + "\n")
 
 
 def write_csv(path: str, records: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_output(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(records)

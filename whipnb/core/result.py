@@ -72,6 +72,8 @@ class Result:
     targets: dict[str, str] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)
+    #: Headless only: how the code copies or reaches for the shipped reference solution.
+    copying: list[str] = field(default_factory=list)
 
     @property
     def band(self) -> str:

@@ -15,13 +15,16 @@ the same learner and task; the long CSV and the JSON say which and why):
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import re
+import tempfile
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from whipnb.core.result import GRADED
 from whipnb.gradebook.store import Grading, check_passed, task_checks
@@ -97,7 +100,8 @@ def write_wide_csv(path: str | Path, gradings: Sequence[Grading]) -> None:
 
 def write_json(path: str | Path, gradings: Sequence[Grading]) -> None:
     records = [grading.record() for grading in gradings]
-    Path(path).write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    with atomic_output(path) as handle:
+        handle.write(json.dumps(records, indent=2) + "\n")
 
 
 def task_columns(gradings: Sequence[Grading]) -> list[str]:
@@ -132,7 +136,10 @@ def write_gradescope(
         results = gradescope_results(own, points, visibility, test_visibility, stdout_visibility)
         target = Path(folder) / safe_name(learner) / RESULTS_JSON
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        if target.parent.is_symlink():
+            raise OSError(f"{target.parent} is a symbolic link: not written through")
+        with atomic_output(target) as handle:
+            handle.write(json.dumps(results, indent=2) + "\n")
         written.append(target)
     return written
 
@@ -242,7 +249,31 @@ def _title(task: str) -> str:
 
 
 def _write_csv(path: str | Path, fields: Sequence[str], rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    with atomic_output(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path) -> Iterator[IO[str]]:
+    """Write a text file all at once or not at all, never through a symbolic link.
+
+    The text goes to a new file created beside ``path`` (``O_EXCL``, so nobody else's),
+    which then replaces ``path`` by ``rename``: a reader sees the old file or the whole
+    new one, and a symbolic link standing at ``path`` is replaced itself, its target
+    never opened.  On an error the old file stays as it was.
+    """
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as handle:
+            yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -121,6 +121,21 @@ variables do not hide a copy. Similarity is the share of fingerprints in common
 {% endfor %}</table>
 {% else %}<p>No pair of near-identical submissions.</p>{% endif %}
 </section>
+<section id="copying">
+<h2>The reference solution</h2>
+{% if copied %}
+<p>These submissions are the reference solution shipped with whipnb, token for token, or
+reach for its file (which the sandbox shows empty). A learner whose fix is word for word
+the reference's is listed too: judge by hand.</p>
+<table><tr><th>learner</th><th>task</th><th>score</th><th>findings</th><th>file</th></tr>
+{% for g in copied %}
+<tr><td>{{ g.learner }}</td><td>{{ g.result.task }}</td>
+<td class="num">{{ "%.3f"|format(g.result.score) }}</td>
+<td><ul>{% for finding in g.result.copying %}<li>{{ finding }}</li>{% endfor %}</ul></td>
+<td><code>{{ g.path }}</code></td></tr>
+{% endfor %}</table>
+{% else %}<p>No submission is the shipped reference solution.</p>{% endif %}
+</section>
 <section id="tampering">
 <h2>Tampering</h2>
 {% if tampered %}
@@ -288,6 +303,7 @@ def build_report(
         pairs=similar_pairs(gradings, similarity_threshold),
         similarity_threshold=similarity_threshold,
         tampered=[g for g in gradings if g.result.tampering],
+        copied=[g for g in gradings if g.result.copying],
     )
 
 

@@ -74,13 +74,18 @@ CREATE TABLE IF NOT EXISTS gradings (
     version TEXT NOT NULL,      -- whipnb's version
     grader TEXT NOT NULL,       -- version + fingerprint of the grading code
     file_mtime REAL,            -- the file's modification time (Unix seconds) when graded
-    source TEXT NOT NULL DEFAULT ''  -- the graded cell's code (for the similarity report)
+    source TEXT NOT NULL DEFAULT '', -- the graded cell's code (for the similarity report)
+    sandbox TEXT NOT NULL DEFAULT 'none'  -- what the code ran under: bwrap or none
 );
 CREATE INDEX IF NOT EXISTS gradings_by_content ON gradings (learner, content_hash, grader);
 """
 #: Columns added after the first release, with their SQL type: an older gradebook gets
 #: them on opening (its rows have no modification time and no source).
-ADDED_COLUMNS = {"file_mtime": "REAL", "source": "TEXT NOT NULL DEFAULT ''"}
+ADDED_COLUMNS = {
+    "file_mtime": "REAL",
+    "source": "TEXT NOT NULL DEFAULT ''",
+    "sandbox": "TEXT NOT NULL DEFAULT 'none'",
+}
 
 
 #: Parts of the package that never change a score: editing them keeps the gradebook's
@@ -132,6 +137,7 @@ class Grading:
     #: and the other files that mapped to the same learner and task.
     chosen_because: str = ""
     other_files: tuple[str, ...] = ()
+    sandbox: str = "none"
 
     def record(self, path: str | Path | None = None) -> dict[str, Any]:
         """The JSON record (docs/CONTRACTS.md, 3), plus who, what content and when (and, once
@@ -145,6 +151,7 @@ class Grading:
             learner=self.learner,
             content_hash=self.content_hash,
             graded_at=self.finished_at,
+            sandbox=self.sandbox,
             id=self.id,
             **extra,
         )
@@ -156,6 +163,7 @@ def grading_record(result: Result, path: str | Path, **extra: Any) -> dict[str, 
         **as_record(path, result),
         **extra,
         "tampering": list(result.tampering),
+        "copying": list(result.copying),
         "version": result.version,
     }
 
@@ -193,6 +201,7 @@ class Gradebook:
         timeout_s: float | None,
         memory_mb: int | None,
         started_at: str,
+        sandbox: str = "none",
     ) -> Grading:
         """Record one grading and commit it at once."""
         bundle = result.to_bundle()
@@ -216,6 +225,7 @@ class Gradebook:
             "finished_at": now(),
             "version": __version__,
             "grader": grader_id(result.task),
+            "sandbox": sandbox,
             "file_mtime": _mtime(submission.path),
             "source": _source(submission),
         }
@@ -232,16 +242,20 @@ class Gradebook:
         return _grading(row.fetchone())
 
     def reusable(
-        self, submission: SubmissionLike, timeout_s: float | None, memory_mb: int | None
+        self,
+        submission: SubmissionLike,
+        timeout_s: float | None,
+        memory_mb: int | None,
+        sandbox: str = "none",
     ) -> Grading | None:
-        """The latest grading of this learner's identical file by this grader, unless it
-        was stopped by a limit that has changed since."""
+        """The latest grading of this learner's identical file by this grader under the
+        same sandbox, unless it was stopped by a limit that has changed since."""
         if not submission.content_hash:
             return None
         row = self.connection.execute(
             "SELECT * FROM gradings WHERE learner = ? AND content_hash = ? AND grader = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (submission.learner, submission.content_hash, grader_id(submission.task)),
+            " AND sandbox = ? ORDER BY id DESC LIMIT 1",
+            (submission.learner, submission.content_hash, grader_id(submission.task), sandbox),
         ).fetchone()
         if row is None:
             return None
@@ -360,6 +374,7 @@ def _grading(row: sqlite3.Row) -> Grading:
         finished_at=row["finished_at"],
         version=row["version"],
         grader=row["grader"],
+        sandbox=row["sandbox"],
         file_mtime=row["file_mtime"],
         source=row["source"] or "",
     )

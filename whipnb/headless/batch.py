@@ -21,17 +21,13 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass
 from typing import Any
 
-from whipnb.core.result import INVALID, KERNEL_DIED, Result, failure_result
+from whipnb.core.result import KERNEL_DIED, Result, failure_result
 from whipnb.gradebook.store import Gradebook, grading_record, now
-from whipnb.headless.kernels import KernelPool, default_ahead
+from whipnb.headless.kernels import KernelPool, KernelSetup, default_ahead
 from whipnb.headless.limits import Limits
-from whipnb.headless.pipeline import (
-    KERNEL_ARGUMENTS,
-    GradingStopped,
-    grade_cell,
-    kernel_environment,
-)
-from whipnb.headless.submissions import GradedCell, Submission
+from whipnb.headless.pipeline import Grading, GradingStopped, kernel_setup, run_steps
+from whipnb.headless.sandbox import BWRAP
+from whipnb.headless.submissions import Submission
 from whipnb.tasks import UnknownTaskError, get_task
 
 
@@ -46,15 +42,18 @@ class Outcome:
     #: False only when the grader itself failed (not a grading of the submission,
     #: so it is not recorded and the next run tries again).
     stored: bool = True
+    #: The sandbox its code ran under (``bwrap`` or ``none``; see :mod:`whipnb.headless.sandbox`).
+    sandbox: str = BWRAP
 
     def record(self) -> dict[str, Any]:
-        """Contract 3's record, plus the learner and the content hash."""
+        """Contract 3's record, plus the learner, the content hash and the sandbox."""
         return grading_record(
             self.result,
             self.submission.path,
             learner=self.submission.learner,
             content_hash=self.submission.content_hash,
             reused=self.reused,
+            sandbox=self.sandbox,
         )
 
 
@@ -68,21 +67,23 @@ class BatchInterrupted(KeyboardInterrupt):
 
 
 def grade_submission(
-    cell: GradedCell,
+    submission: Submission,
     limits: Limits,
+    setup: KernelSetup,
     stop: threading.Event | None = None,
     kernels: KernelPool | None = None,
 ) -> tuple[Result, str]:
-    """One submission in one fresh kernel, and when it started (a worker's job;
-    a plain function so that a distributed executor can ship it).  With ``kernels``
-    the kernel is one started ahead of need."""
+    """One submission through the pipeline's steps in one fresh kernel, and when it
+    started (a worker's job; a plain function so that a distributed executor can ship
+    it).  With ``kernels`` the kernel is one started ahead of need."""
     kernel = kernels.take() if kernels is not None else None
     if stop is not None and stop.is_set():  # picked from the queue as the batch stops
         if kernel is not None:
             kernel.discard()
         raise GradingStopped("the batch was stopped before this submission started")
     started_at = now()
-    return grade_cell(cell, limits, stop, kernel), started_at
+    grading = Grading(submission, setup, limits, stop, kernel)
+    return run_steps(grading), started_at
 
 
 @dataclass
@@ -98,6 +99,12 @@ class Batch:
     #: Kernels booted ahead of need on this machine (default: :func:`default_ahead`;
     #: 0 starts each kernel when its submission comes up).  Not with ``executor``.
     kernels_ahead: int | None = None
+    #: The sandbox of every kernel (:data:`~whipnb.headless.sandbox.BWRAP` or ``NONE``).
+    sandbox: str = BWRAP
+
+    @property
+    def setup(self) -> KernelSetup:
+        return kernel_setup(self.limits.threads, self.sandbox)
 
     def run(
         self,
@@ -127,12 +134,14 @@ class Batch:
     def _known(self, submission: Submission) -> Outcome | None:
         """The outcome of a submission that needs no kernel: already graded, or invalid."""
         if not self.force:
-            stored = self.gradebook.reusable(submission, *self._limits_of(submission))
+            stored = self.gradebook.reusable(
+                submission, *self._limits_of(submission), sandbox=self.sandbox
+            )
             if stored is not None:
-                return Outcome(submission, stored.result, reused=True)
-        if submission.cell is None:
+                return Outcome(submission, stored.result, reused=True, sandbox=stored.sandbox)
+        if submission.cell is None:  # the pipeline's first step, without a worker
             started_at = now()
-            result = failure_result(submission.task, INVALID, submission.problem)
+            result = run_steps(Grading(submission, self.setup, self.limits))
             return self._store(submission, result, started_at)
         return None
 
@@ -147,11 +156,12 @@ class Batch:
         pool = self.executor or ThreadPoolExecutor(self.jobs, thread_name_prefix="whipnb-grade")
         kernels = self._kernel_pool(len(pending)) if local else None
         futures: dict[Future[tuple[Result, str]], int] = {}
+        setup = self.setup
         try:
             for index in pending:
-                cell = submissions[index].cell
-                args = (cell, self.limits, stop, kernels) if local else (cell, self.limits)
-                futures[pool.submit(grade_submission, *args)] = index
+                args = (submissions[index], self.limits, setup)
+                extra = (stop, kernels) if local else ()
+                futures[pool.submit(grade_submission, *args, *extra)] = index
             for future in as_completed(futures):
                 index = futures.pop(future)
                 conclude(index, self._finish(submissions[index], future))
@@ -178,7 +188,7 @@ class Batch:
         ahead = default_ahead(self.jobs) if self.kernels_ahead is None else self.kernels_ahead
         if ahead <= 0 or demand == 0:
             return None
-        return KernelPool(ahead, demand, KERNEL_ARGUMENTS, kernel_environment(self.limits.threads))
+        return KernelPool(ahead, demand, self.setup)
 
     def _finish(self, submission: Submission, future: Future[tuple[Result, str]]) -> Outcome:
         try:
@@ -186,15 +196,20 @@ class Batch:
         except Exception as error:  # the grader failed, not the submission
             message = f"the grader could not run this notebook ({type(error).__name__}: {error})"
             result = failure_result(submission.task, KERNEL_DIED, message)
-            return Outcome(submission, result, stored=False)
+            return Outcome(submission, result, stored=False, sandbox=self.sandbox)
         return self._store(submission, result, started_at)
 
     def _store(self, submission: Submission, result: Result, started_at: str) -> Outcome:
         timeout_s, memory_mb = self._limits_of(submission)
         self.gradebook.add(
-            submission, result, timeout_s=timeout_s, memory_mb=memory_mb, started_at=started_at
+            submission,
+            result,
+            timeout_s=timeout_s,
+            memory_mb=memory_mb,
+            started_at=started_at,
+            sandbox=self.sandbox,
         )
-        return Outcome(submission, result)
+        return Outcome(submission, result, sandbox=self.sandbox)
 
     def _limits_of(self, submission: Submission) -> tuple[float | None, int]:
         """The limits this submission runs under: a task's own timeout unless overridden."""

@@ -6,6 +6,13 @@ is never opened for writing.  Everything that makes a notebook ungradable
 (unreadable, not JSON, not a notebook, nbformat 3, no graded cell, several,
 an unknown task, an empty cell) becomes a ``problem`` in plain words, which
 the batch records as an ``invalid`` grade.
+
+Inputs are hostile too (:func:`read_regular`): only a regular file of at most
+:data:`MAX_NOTEBOOK_BYTES` is read (a FIFO, a device or a socket is refused
+without blocking; a symbolic link only if it stays inside the folder given);
+JSON nested too deeply is invalid, not a crash; names and ids that cannot be
+written as UTF-8 (undecodable bytes in a file name, lone surrogates in
+metadata) are stored with those characters escaped (:func:`safe_text`).
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
 from typing import Any
 
+from whipnb.core.result import RESULT_MIME
 from whipnb.tasks import UnknownTaskError, get_task
 
 GRADED_CELL = re.compile(r"\A\s*%%whip_grade[ \t]*(?P<task>[^\n]*)(?:\n|\Z)")
@@ -28,6 +37,8 @@ TASK_TOKEN = re.compile(r"(?i)task[ _-]?\d+")
 UNKNOWN_TASK = "(unknown)"
 #: What a second copy of a file is named: ``task1 (1)``, ``task1 - Copy``, ``task1 copy 2``.
 COPY_SUFFIX = re.compile(r"(?i)(\s*\(\d+\)|[ _-]*copy(\s*\d+)?)$")
+#: The largest notebook read (outputs and images included); larger files are invalid.
+MAX_NOTEBOOK_BYTES = 32 * 2**20
 
 
 class InvalidSubmission(ValueError):
@@ -52,6 +63,8 @@ class Submission:
     cell: GradedCell | None = None
     #: Why it cannot be graded; empty for a gradable submission.
     problem: str = ""
+    #: The best score the file's stored outputs claim (ignored; reported if above the grade).
+    stored_score: float | None = None
 
 
 class MissingPaths(FileNotFoundError):
@@ -175,7 +188,7 @@ def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
                 (notebook, path)
                 for notebook in sorted(path.rglob("*.ipynb"))
                 if ".ipynb_checkpoints" not in notebook.parts
-                and (notebook.is_file() or notebook.is_symlink())
+                and (notebook.is_symlink() or not notebook.is_dir())
             )
         else:
             found.append((path, path.parent))
@@ -192,14 +205,15 @@ def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
 def load_submission(
     path: Path, root: Path | None = None, naming: LearnerNaming | None = None
 ) -> Submission:
-    """Read ``path`` once and describe it; never raises for what the file contains."""
+    """Read ``path`` once and describe it; never raises for what the file is or contains."""
     naming = (naming or LearnerNaming()).at(root)
     relative = _relative(path, root)
+    shown = Path(safe_text(os.fsdecode(path)))
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        problem = f"not a readable notebook: cannot read the file ({error.strerror or error})"
-        return Submission(path, naming.learner(relative, None), "", guess_task(path), None, problem)
+        data = read_regular(path, root)
+    except InvalidSubmission as error:
+        learner = safe_text(naming.learner(relative, None))
+        return Submission(shown, learner, "", guess_task(shown), None, str(error))
     content_hash = hashlib.sha256(data).hexdigest()
     metadata = None
     try:
@@ -209,10 +223,93 @@ def load_submission(
         metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
         cell = find_graded_cell(notebook)
     except InvalidSubmission as error:
-        learner = naming.learner(relative, metadata)
-        return Submission(path, learner, content_hash, guess_task(path), None, str(error))
-    learner = naming.learner(relative, metadata)
-    return Submission(path, learner, content_hash, cell.task, cell)
+        learner = safe_text(naming.learner(relative, metadata))
+        return Submission(shown, learner, content_hash, guess_task(shown), None, str(error))
+    learner = safe_text(naming.learner(relative, metadata))
+    return Submission(
+        shown, learner, content_hash, cell.task, cell, stored_score=stored_score(notebook)
+    )
+
+
+def read_regular(path: Path, root: Path | None = None, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
+
+    Never blocks and never follows a link out of ``root``: a FIFO, device or socket
+    is refused after a non-blocking open, a symbolic link is read only if its
+    target lies inside ``root`` (the folder given), and the open refuses any
+    link at the last step, so a file swapped for a link meanwhile is refused too.
+    """
+    target = path
+    if path.is_symlink():
+        target = Path(os.path.realpath(path))
+        inside = root is not None and target.is_relative_to(os.path.realpath(root))
+        if not inside:
+            raise InvalidSubmission(
+                "not a readable notebook: a symbolic link to a file outside the submissions"
+                " folder (not followed)"
+            )
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(target, flags)
+    except OSError as error:
+        raise InvalidSubmission(
+            f"not a readable notebook: cannot read the file ({error.strerror or error})"
+        ) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise InvalidSubmission(f"not a readable notebook: {_file_kind(mode)}, not a file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidSubmission(
+            f"not a readable notebook: larger than {limit // 2**20} MB (outputs kept in it?)"
+        )
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: undecodable file-name bytes and lone surrogates become
+    backslash escapes (``caf\\xe9``), so SQLite, CSV, JSON and terminals all take it."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogateescape") if _escaped_bytes_only(text) else None
+        if raw is not None:
+            return raw.decode("utf-8", "backslashreplace")
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _escaped_bytes_only(text: str) -> bool:
+    """Whether every surrogate in ``text`` is a byte smuggled by ``surrogateescape``."""
+    return all(not 0xD800 <= ord(char) <= 0xDFFF or 0xDC80 <= ord(char) <= 0xDCFF for char in text)
+
+
+def stored_score(notebook: Mapping[str, Any]) -> float | None:
+    """The best score that the notebook's stored result bundles claim (they prove nothing)."""
+    claims = []
+    for cell in notebook.get("cells", []):
+        outputs = cell.get("outputs", []) if isinstance(cell, Mapping) else []
+        for output in outputs if isinstance(outputs, list) else []:
+            data = output.get("data", {}) if isinstance(output, Mapping) else {}
+            bundle = data.get(RESULT_MIME) if isinstance(data, Mapping) else None
+            score = bundle.get("score") if isinstance(bundle, Mapping) else None
+            if isinstance(score, int | float) and not isinstance(score, bool):
+                claims.append(float(score))
+    return max(claims, default=None)
 
 
 def read_submission(path: Path) -> GradedCell:
@@ -237,6 +334,8 @@ def parse_notebook(data: bytes) -> dict[str, Any]:
         content = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidSubmission(f"not a readable notebook: {_json_problem(text, error)}") from None
+    except RecursionError:
+        raise InvalidSubmission("not a readable notebook: JSON nested too deeply") from None
     if not isinstance(content, dict) or "nbformat" not in content:
         raise InvalidSubmission("not a readable notebook: JSON, but without an 'nbformat' field")
     version = content["nbformat"]
@@ -259,7 +358,7 @@ def find_graded_cell(notebook: Mapping[str, Any]) -> GradedCell:
         source = "".join(map(str, source)) if isinstance(source, list) else str(source)
         match = GRADED_CELL.match(source)
         if match:
-            found.append(GradedCell(match.group("task").strip(), source[match.end() :]))
+            found.append(GradedCell(safe_text(match.group("task").strip()), source[match.end() :]))
     if not found:
         raise InvalidSubmission("no graded cell: no code cell starts with '%%whip_grade taskN'")
     if len(found) > 1:
@@ -274,6 +373,11 @@ def find_graded_cell(notebook: Mapping[str, Any]) -> GradedCell:
         raise InvalidSubmission(str(error)) from None
     if not cell.body.strip():
         raise InvalidSubmission(f"the graded cell for {cell.task} is empty")
+    if safe_text(cell.body) != cell.body:
+        raise InvalidSubmission(
+            f"the graded cell for {cell.task} holds characters that are not valid Unicode"
+            " (lone surrogates)"
+        )
     return cell
 
 
