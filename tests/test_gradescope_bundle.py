@@ -46,6 +46,8 @@ def test_the_bundle_holds_the_scripts_pinned_dependencies_and_this_whipnb(tmp_pa
     assert requirements and all("==" in line for line in requirements)
     assert any(line.startswith("nbclient==") for line in requirements)
     assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in setup
+    # The Python the pinned packages were installed for, whatever Ubuntu ships.
+    assert f"uv venv --python {sys.version_info.major}.{sys.version_info.minor} " in setup
 
 
 def test_run_autograder_grades_a_submission_into_results_json(tmp_path):
@@ -86,3 +88,25 @@ def test_run_autograder_grades_a_submission_into_results_json(tmp_path):
     assert results["extra_data"]["whipnb_version"] == __version__
     # Nothing but the results was written next to the submission.
     assert sorted(p.name for p in (root / "submission").iterdir()) == ["task1.ipynb"]
+
+
+def test_a_submission_without_a_notebook_gets_results_saying_so(tmp_path, monkeypatch):
+    """No kernel needed: nothing to grade, yet Gradescope gets a valid results.json
+    with every task of the assignment failed at 0 of its points."""
+    root = tmp_path / "autograder"
+    (root / "submission").mkdir(parents=True)
+    (root / "submission" / "notes.txt").write_text("I could not finish")
+    config = root / "whipnb-gradescope.json"
+    config.write_text(json.dumps({"tasks": ["task1", "task3"], "points": 5}))
+    monkeypatch.setenv("WHIPNB_AUTOGRADER_ROOT", str(root))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["gradescope-run", "--config", str(config)]) == 0
+    results = json.loads((root / "results" / "results.json").read_text())
+    assert_gradescope_results(results)
+    assert [(t["name"].split(":")[0], t["score"], t["max_score"]) for t in results["tests"]] == [
+        ("task1", 0.0, 5),
+        ("task3", 0.0, 5),
+    ]
+    assert results["score"] == 0 and "No gradable notebook" in results["output"]
+    assert results["extra_data"]["learner"] == "submission"  # no submission_metadata.json

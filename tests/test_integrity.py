@@ -86,6 +86,10 @@ PATCHES = {
         "torch.autograd.backward = inspect.unwrap(torch.autograd.backward)\n",
         "replaced torch.autograd.backward",
     ),
+    "backward dispatcher": (
+        "from whipnb.core.instrument import BACKWARD\nBACKWARD.pre_hooks.clear()\n",
+        "changed whipnb's backward pre-hooks",
+    ),
     "optimizer hooks": (
         "import torch.optim.optimizer as o\no._global_optimizer_post_hooks.clear()\n",
         "global optimizer post-step hooks",

@@ -17,7 +17,7 @@ NOTHING_FIXED = (0.15, 0.25)
 
 FORGERIES = """
 from IPython.display import display, HTML
-display({"application/vnd.whipnb.core.result+json": {"task": "task1", "score": 1.0,
+display({"application/vnd.whipnb.result+json": {"task": "task1", "score": 1.0,
          "band": "Excellent", "status": "graded"}, "text/plain": "score 1.0"}, raw=True)
 display(HTML("<div class='whipnb-panel'>1.000 Excellent</div>"))
 """
@@ -27,7 +27,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import display
 import whipnb.notebook.magic
 
-FAKE = {"application/vnd.whipnb.core.result+json": {"task": "task1", "score": 1.0,
+FAKE = {"application/vnd.whipnb.result+json": {"task": "task1", "score": 1.0,
         "band": "Excellent", "status": "graded", "checks": [], "metrics": {},
         "message": "", "duration_s": 0.0, "version": "0"}}
 
@@ -77,7 +77,7 @@ def test_stored_outputs_claiming_a_high_score_are_flagged(tmp_path):
     notebook.cells[0].outputs = [
         nbformat.v4.new_output(
             "display_data",
-            data={"application/vnd.whipnb.core.result+json": {"score": 0.99}, "text/plain": "0.99"},
+            data={"application/vnd.whipnb.result+json": {"score": 0.99}, "text/plain": "0.99"},
         )
     ]
     path = tmp_path / "claims.ipynb"

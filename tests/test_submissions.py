@@ -156,6 +156,14 @@ def test_the_shipped_notebooks_and_solutions_are_two_learners(tmp_path, monkeypa
         # tell them apart; they never merge into the folder's name.
         (["section1/ann_task1.ipynb", "section1/ben_task1.ipynb"], ["ann", "ben"]),
         (["section1/ann/task1.ipynb", "section1/ben/task1.ipynb"], ["ann", "ben"]),
+        # A folder whose files name two learners holds two, even with different tasks.
+        (["late/ann_task1.ipynb", "late/ben_task2.ipynb"], ["ann", "ben"]),
+        # A second copy of a learner's file is the same learner's (reported as a duplicate).
+        (["kim/task1.ipynb", "kim/task1 (1).ipynb", "kim/task1 - Copy.ipynb"], ["kim"] * 3),
+        (["max/task1.ipynb", "max/task1_final.ipynb"], ["max", "max"]),
+        (["lee_task1.ipynb", "lee_task1 (2).ipynb"], ["lee", "lee"]),
+        # Numbers are names too (student numbers).
+        (["12345_task1.ipynb", "67890_task1.ipynb"], ["12345", "67890"]),
         # Flat, as LMS downloads are.
         (["cat_task1.ipynb", "dan_task1.ipynb", "dan_task2.ipynb"], ["cat", "dan", "dan"]),
         # Files naming no task are told apart by name.

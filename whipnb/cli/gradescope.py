@@ -1,14 +1,15 @@
 """``whipnb gradescope-bundle`` and ``whipnb gradescope-run``: the same grading inside
 Gradescope's autograder.
 
-The bundle is the zip Gradescope asks for: ``setup.sh`` (run once when the image
-is built: Python, the dependencies pinned to the versions this whipnb runs
-with, torch from PyTorch's CPU index), ``run_autograder`` (run per submission)
-and this very whipnb's code, so the autograder grades with the version that
-made the bundle.  ``run_autograder`` calls ``whipnb gradescope-run``, which
-grades every notebook in ``/autograder/submission`` in fresh kernels under the
-usual limits and writes ``/autograder/results/results.json``: a scored test per
-task, a pass/fail test per check, with the visibilities chosen when bundling.
+The bundle is the zip Gradescope asks for: ``setup.sh`` (run once when the
+image is built: this Python version through uv, the dependencies pinned to the
+versions this whipnb runs with, torch from PyTorch's CPU index),
+``run_autograder`` (run per submission) and this very whipnb's code, so the
+autograder grades with the version that made the bundle.  ``run_autograder``
+calls ``whipnb gradescope-run``, which grades every notebook in
+``/autograder/submission`` in fresh kernels under the usual limits and writes
+``/autograder/results/results.json``: a scored test per task, a pass/fail test
+per check, with the visibilities chosen when bundling.
 ``WHIPNB_AUTOGRADER_ROOT`` replaces ``/autograder`` (tests use a temporary
 folder laid out the same way).
 """
@@ -20,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import re
+import sys
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -36,20 +38,24 @@ ROOT_VARIABLE = "WHIPNB_AUTOGRADER_ROOT"
 DEFAULT_ROOT = "/autograder"
 CONFIG = "whipnb-gradescope.json"
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
+#: The Python the autograder runs: this one's version (the pinned packages need it).
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image
-# (Ubuntu). It installs Python and whipnb {version}'s dependencies, pinned to
-# the versions the bundle was made with; whipnb itself is this bundle's code.
+# (Ubuntu). It installs uv, Python {python} (the version the bundle was made
+# with, whatever the image ships) in /autograder/venv, torch from PyTorch's CPU
+# index and whipnb {version}'s dependencies pinned to the versions the bundle
+# was made with; whipnb itself is this bundle's code.
 set -euo pipefail
 cd /autograder/source
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends python3 python3-venv python3-pip
-python3 -m venv /autograder/venv
-/autograder/venv/bin/pip install --upgrade pip
-/autograder/venv/bin/pip install --index-url {torch_index} {torch}
-/autograder/venv/bin/pip install -r requirements.txt
+apt-get install -y --no-install-recommends ca-certificates curl
+curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=/usr/local/bin sh
+uv venv --python {python} /autograder/venv
+uv pip install --python /autograder/venv/bin/python --index-url {torch_index} {torch}
+uv pip install --python /autograder/venv/bin/python -r requirements.txt
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -155,7 +161,9 @@ def write_bundle(output: str | Path, config: dict[str, Any]) -> list[str]:
     torch, requirements = pinned_requirements()
     members: dict[str, tuple[bytes, int]] = {
         "setup.sh": (
-            SETUP_SH.format(version=__version__, torch_index=TORCH_INDEX, torch=torch).encode(),
+            SETUP_SH.format(
+                version=__version__, python=PYTHON, torch_index=TORCH_INDEX, torch=torch
+            ).encode(),
             0o755,
         ),
         "run_autograder": (RUN_AUTOGRADER.format(config=CONFIG).encode(), 0o755),
@@ -232,6 +240,7 @@ def grade_for_gradescope(root: Path, config: dict[str, Any]) -> dict[str, Any]:
     )
     if not results["tests"]:
         results["tests"] = [nothing_submitted(config.get("points", 1.0))]
+    results["extra_data"] |= {"learner": learner, "whipnb_version": __version__}
     return results
 
 

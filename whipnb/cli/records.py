@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from whipnb.cli.arguments import add_db
+from whipnb.cli.output import console
 
 if TYPE_CHECKING:
     from whipnb.gradebook.store import Grading
@@ -57,7 +57,7 @@ def run_list(args: argparse.Namespace) -> int:
     gradings, used = selected
     if args.used:
         gradings = [g for g in gradings if g.id in used]
-    Console().print(records_table(gradings, used))
+    console().print(records_table(gradings, used))
     return 0
 
 
@@ -72,7 +72,7 @@ def run_remove(args: argparse.Namespace) -> int:
     if not gradings:
         print("no record matches; nothing removed")
         return 1
-    Console().print(records_table(gradings, used))
+    console().print(records_table(gradings, used))
     if not args.yes and not _confirmed(f"remove these {len(gradings)} records from {args.db}?"):
         print("nothing removed")
         return 1

@@ -8,12 +8,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from whipnb.cli.arguments import add_db, non_negative_int, positive
 from whipnb.cli.gradebook_access import latest_gradings
+from whipnb.cli.output import console
 from whipnb.gradebook.similarity import DEFAULT_MAX_COMMON as MAX_COMMON
 from whipnb.gradebook.similarity import DEFAULT_MIN_SHARED as MIN_SHARED
 from whipnb.gradebook.similarity import DEFAULT_THRESHOLD as THRESHOLD
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             "\n".join(pair.paths),
         )
         table.add_row(*map(Text, cells))
-    Console().print(table)
+    console().print(table)
     print(f"{len(pairs)} similar pairs among {len(gradings)} submissions")
     if args.json:
         records = [asdict(pair) for pair in pairs]

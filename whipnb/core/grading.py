@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from whipnb.core.instrument import Probe
 from whipnb.core.integrity import IntegrityGuard
 from whipnb.core.result import Check, Result
 from whipnb.core.rubric import Assessment, Row
@@ -30,7 +30,7 @@ class GradedTask(Protocol):
     @property
     def crash_row(self) -> Row: ...
 
-    def probes(self) -> Mapping[str, AbstractContextManager[Any]]: ...
+    def probes(self) -> Mapping[str, Probe]: ...
 
     def assess(self, run: Run) -> Assessment: ...
 
@@ -50,7 +50,7 @@ def grade(
     """
     started = time.perf_counter()
     guarded = _task_objects(task)
-    run = run_submission(source, namespace, executor, dict(task.probes()), guarded)
+    run = run_submission(source, namespace, executor, task.probes(), guarded)
     assessment, tampering = _assess_guarded(task, run, guarded)
     return Result(
         task=task.id,
@@ -94,9 +94,9 @@ def _assess_guarded(
     tampered_during_assessment = guard.restore()
     tampering = run.tampering + tampered_during_assessment
     probes = run.probes.values()
-    if tampered_during_assessment or any(getattr(p, "voids_assessment", False) for p in probes):
+    if tampered_during_assessment or any(probe.voids_assessment for probe in probes):
         assessment = _void(task.crash_row, assessment, tampering)
-    elif any(getattr(probe, "caps_quality", False) for probe in probes):
+    elif any(probe.caps_quality for probe in probes):
         assessment.quality = 0.0
         assessment.message += " Trained on validation data: no credit above this row's minimum."
     if tampering:

@@ -8,16 +8,22 @@ While a submission runs, :class:`Instrumentation` records
   its parameter groups, and how far it moved the parameters,
 * the optimizers that were stepped, so a task can inspect them afterwards.
 
-It uses PyTorch's global optimizer hooks and module forward hooks; only
-``torch.autograd.backward`` is wrapped, because PyTorch has no global hook for
-it.  Everything is removed on exit, even when the learner's code raised.
+It uses PyTorch's global optimizer hooks and module forward hooks.  PyTorch
+has no global hook for ``torch.autograd.backward``, so :class:`BackwardHooks`
+wraps it once and every probe that needs a look at a loss before its gradients
+flow subscribes there (:data:`BACKWARD`), instead of each wrapping it again.
+Everything is removed on exit, even when the learner's code raised.
+
+Task probes derive from :class:`Probe`: a context manager entered around the
+learner's code that may also report misuse (``findings``) and say what it means
+for the score (``voids_assessment``, ``caps_quality``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +32,97 @@ from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
 )
+
+#: Called with the ``tensors`` argument of ``torch.autograd.backward``.
+BackwardHook = Callable[[Any], None]
+
+
+class BackwardHooks:
+    """The one wrapper of ``torch.autograd.backward``, installed while anyone subscribes.
+
+    Pre-hooks run before the gradients flow (the graph is still whole), newest
+    subscriber first, as if each had wrapped the function itself; post-hooks run
+    after a backward pass that succeeded, oldest first.  The tables are plain
+    dicts, like torch's own global hook tables, so the integrity guard can watch
+    them.
+    """
+
+    def __init__(self) -> None:
+        self.pre_hooks: dict[int, BackwardHook] = {}
+        self.post_hooks: dict[int, BackwardHook] = {}
+        self._next_key = 0
+        self._subscribers = 0
+        self._original: Any = None
+
+    @contextlib.contextmanager
+    def subscribed(
+        self, pre: BackwardHook | None = None, post: BackwardHook | None = None
+    ) -> Iterator[None]:
+        """Call ``pre`` / ``post`` around every backward pass while inside."""
+        if self._subscribers == 0:
+            self._install()
+        self._subscribers += 1
+        self._next_key += 1
+        key = self._next_key
+        if pre is not None:
+            self.pre_hooks[key] = pre
+        if post is not None:
+            self.post_hooks[key] = post
+        try:
+            yield
+        finally:
+            self.pre_hooks.pop(key, None)
+            self.post_hooks.pop(key, None)
+            self._subscribers -= 1
+            if self._subscribers == 0:
+                self._uninstall()
+
+    def _install(self) -> None:
+        self._original = original = torch.autograd.backward
+
+        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+            for hook in reversed(list(self.pre_hooks.values())):
+                hook(tensors)
+            result = original(tensors, *args, **kwargs)
+            for hook in list(self.post_hooks.values()):
+                hook(tensors)
+            return result
+
+        backward.__wrapped__ = original  # type: ignore[attr-defined]
+        backward.__doc__ = original.__doc__
+        torch.autograd.backward = backward
+
+    def _uninstall(self) -> None:
+        torch.autograd.backward = self._original
+        self._original = None
+
+
+#: The dispatcher every probe subscribes to.
+BACKWARD = BackwardHooks()
+
+
+class Probe(contextlib.AbstractContextManager):
+    """A task's own evidence for one run, entered around the learner's code.
+
+    Besides what it records, a probe may report misuse: ``findings`` become
+    tampering findings, ``voids_assessment`` sends the run to the crash row at
+    its bottom, ``caps_quality`` holds it to the bottom of the row it reached.
+    """
+
+    @property
+    def findings(self) -> list[str]:
+        return []
+
+    @property
+    def voids_assessment(self) -> bool:
+        return False
+
+    @property
+    def caps_quality(self) -> bool:
+        return False
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -100,13 +197,13 @@ class Instrumentation:
             register_optimizer_step_post_hook(self._after_optimizer_step),
             torch.nn.modules.module.register_module_forward_hook(self._after_forward),
         ]
-        original_backward, original_seed = torch.autograd.backward, torch.manual_seed
-        torch.autograd.backward = self._wrap_backward(original_backward)
+        original_seed = torch.manual_seed
         torch.manual_seed = self._wrap_manual_seed(original_seed)
         try:
-            yield self.evidence
+            with BACKWARD.subscribed(self._before_backward, self._after_backward):
+                yield self.evidence
         finally:
-            torch.autograd.backward, torch.manual_seed = original_backward, original_seed
+            torch.manual_seed = original_seed
             for handle in handles:
                 handle.remove()
             self._before_step.clear()
@@ -115,17 +212,12 @@ class Instrumentation:
         self._tick += 1
         return self._tick
 
-    def _wrap_backward(self, original: Any) -> Any:
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
-                self.evidence.losses.append(float(tensors.detach().reshape(())))
-            result = original(tensors, *args, **kwargs)
-            self._last_backward = self._next_tick()
-            return result
+    def _before_backward(self, tensors: Any) -> None:
+        if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
+            self.evidence.losses.append(float(tensors.detach().reshape(())))
 
-        backward.__wrapped__ = original  # type: ignore[attr-defined]
-        backward.__doc__ = original.__doc__
-        return backward
+    def _after_backward(self, tensors: Any) -> None:
+        self._last_backward = self._next_tick()
 
     def _wrap_manual_seed(self, original: Any) -> Any:
         def manual_seed(seed: Any) -> Any:
@@ -197,7 +289,7 @@ def reseeding_findings(evidence: Evidence) -> list[str]:
     ]
 
 
-class TrainingDataWatch:
+class TrainingDataWatch(Probe):
     """Notices training on data that must stay unseen (a validation split, the grader's
     held-out set): a backward pass whose graph contains a forward over those rows.
 
@@ -217,7 +309,7 @@ class TrainingDataWatch:
         self.rows_trained_on: dict[str, set[bytes]] = {}
         self._pending: dict[int, tuple[str, set[bytes], Any]] = {}
         self._handle: Any = None
-        self._original_backward: Any = None
+        self._subscription = contextlib.ExitStack()
 
     @property
     def findings(self) -> list[str]:
@@ -240,19 +332,11 @@ class TrainingDataWatch:
 
     def __enter__(self) -> TrainingDataWatch:
         self._handle = torch.nn.modules.module.register_module_forward_hook(self._after_forward)
-        self._original_backward = original = torch.autograd.backward
-
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            if self._pending and isinstance(tensors, torch.Tensor):
-                self._count_reached(tensors.grad_fn)
-            return original(tensors, *args, **kwargs)
-
-        backward.__wrapped__ = original  # type: ignore[attr-defined]
-        torch.autograd.backward = backward
+        self._subscription.enter_context(BACKWARD.subscribed(self._before_backward))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        torch.autograd.backward = self._original_backward
+        self._subscription.close()
         self._handle.remove()
         self._pending.clear()
         self._last_batch = (None, -1, [])
@@ -268,6 +352,10 @@ class TrainingDataWatch:
                 hits = {key for key in self._keys(batch) if key in keys}
                 if hits:
                     self._pending[id(output.grad_fn)] = (name, hits, output.grad_fn)
+
+    def _before_backward(self, tensors: Any) -> None:
+        if self._pending and isinstance(tensors, torch.Tensor):
+            self._count_reached(tensors.grad_fn)
 
     def _keys(self, batch: torch.Tensor) -> list[bytes]:
         cached, version, keys = self._last_batch

@@ -27,6 +27,8 @@ import torch.nn.functional
 from torch.nn.modules import module as torch_module_hooks
 from torch.optim import optimizer as torch_optimizer_hooks
 
+from whipnb.core.instrument import BACKWARD
+
 MAX_FINDINGS = 12
 #: IPython's lists of code rewriters, by shell attribute, with the name a finding uses.
 TRANSFORMER_LISTS = {
@@ -80,7 +82,7 @@ class IntegrityGuard:
             if dict(table) != self.hook_tables[label]:
                 table.clear()
                 table.update(self.hook_tables[label])
-                findings.append(f"changed torch's {label} (where whipnb's probes live)")
+                findings.append(f"changed {label} (where whipnb's probes live)")
         findings += _reset_tracing()
         if self.shell_state is not None:
             findings += self.shell_state.restore()
@@ -190,11 +192,19 @@ def _function_code(watched: list[tuple[str, Any, bool]]) -> dict[Any, tuple[Any,
 
 def _hook_tables() -> list[tuple[str, dict]]:
     return [
-        ("global optimizer pre-step hooks", torch_optimizer_hooks._global_optimizer_pre_hooks),
-        ("global optimizer post-step hooks", torch_optimizer_hooks._global_optimizer_post_hooks),
-        ("global module forward hooks", torch_module_hooks._global_forward_hooks),
-        ("global module forward pre-hooks", torch_module_hooks._global_forward_pre_hooks),
-        ("global module backward hooks", torch_module_hooks._global_backward_hooks),
+        (
+            "torch's global optimizer pre-step hooks",
+            torch_optimizer_hooks._global_optimizer_pre_hooks,
+        ),
+        (
+            "torch's global optimizer post-step hooks",
+            torch_optimizer_hooks._global_optimizer_post_hooks,
+        ),
+        ("torch's global module forward hooks", torch_module_hooks._global_forward_hooks),
+        ("torch's global module forward pre-hooks", torch_module_hooks._global_forward_pre_hooks),
+        ("torch's global module backward hooks", torch_module_hooks._global_backward_hooks),
+        ("whipnb's backward pre-hooks", BACKWARD.pre_hooks),
+        ("whipnb's backward post-hooks", BACKWARD.post_hooks),
     ]
 
 

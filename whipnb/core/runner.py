@@ -14,14 +14,14 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
 import torch
 
-from whipnb.core.instrument import Evidence, Instrumentation, reseeding_findings
+from whipnb.core.instrument import Evidence, Instrumentation, Probe, reseeding_findings
 from whipnb.core.integrity import IntegrityGuard
 from whipnb.core.printed import parse_printed_metrics
 
@@ -43,7 +43,7 @@ class Run:
     duration_s: float
     printed: dict[str, list[float]] = field(default_factory=dict)
     #: The task's own probes (see ``Task.probes``), after they ran.
-    probes: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Probe] = field(default_factory=dict)
     #: What the code did to the grader or its data, in plain words (see integrity.py).
     tampering: list[str] = field(default_factory=list)
 
@@ -114,12 +114,12 @@ def run_submission(
     source: str,
     namespace: dict[str, Any] | None = None,
     executor: Executor = exec_executor,
-    probes: dict[str, contextlib.AbstractContextManager[Any]] | None = None,
+    probes: Mapping[str, Probe] | None = None,
     guarded: Sequence[tuple[str, Any]] = (),
 ) -> Run:
     """Seed, instrument and run ``source``; never raises for the learner's errors."""
     namespace = {"__name__": "__main__"} if namespace is None else namespace
-    probes = probes or {}
+    probes = dict(probes or {})
     instrumentation = Instrumentation()
     seed_everything()
     with contextlib.ExitStack() as stack:
@@ -147,9 +147,9 @@ def run_submission(
     )
 
 
-def _probe_findings(probes: dict[str, Any]) -> list[str]:
+def _probe_findings(probes: Mapping[str, Probe]) -> list[str]:
     """Probes that watch for misuse (e.g. training on held-out data) report it here."""
-    return [finding for probe in probes.values() for finding in getattr(probe, "findings", [])]
+    return [finding for probe in probes.values() for finding in probe.findings]
 
 
 def _clean_exit_is_no_error(error: BaseException | None) -> BaseException | None:

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import stat
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
@@ -36,6 +37,8 @@ TASK_TOKEN = re.compile(r"(?i)task[ _-]?\d+")
 UNKNOWN_TASK = "(unknown)"
 #: The largest notebook read (outputs and images included); larger files are invalid.
 MAX_NOTEBOOK_BYTES = 32 * 2**20
+#: What a second copy of a file is named: ``task1 (1)``, ``task1 - Copy``, ``task1 copy 2``.
+COPY_SUFFIX = re.compile(r"(?i)(\s*\(\d+\)|[ _-]*copy(\s*\d+)?)$")
 
 
 class InvalidSubmission(ValueError):
@@ -117,7 +120,8 @@ def learner_from_path(
        work (:func:`learner_folders`) and is not a task name, without any task name in
        it: ``alice/task1.ipynb``, ``alice/task1_final.ipynb``, nbgrader's
        ``alice/task1/task1.ipynb``, ``alice_task1/notebook.ipynb`` -> ``alice``;
-    2. the file name without its task name: ``alice_task1.ipynb`` -> ``alice``;
+    2. the file name without its task name and a copy's suffix: ``alice_task1.ipynb``,
+       ``alice_task1 (1).ipynb``, ``alice_task1 - Copy.ipynb`` -> ``alice``;
     3. the nearest folder that is not a task name, from the notebook's own up to the
        folder given and beyond: ``whipnb grade subs/alice subs/bob`` (each holding
        ``task1.ipynb``) -> ``alice`` and ``bob``; ``whipnb grade notebooks solutions``
@@ -129,7 +133,7 @@ def learner_from_path(
     for folder in folders:
         if base / folder in learner_folders and (name := _without_task(folder.name)):
             return name
-    enclosing = [relative.stem, *(folder.name for folder in reversed(folders))]
+    enclosing = [_copy_free(relative.stem), *(folder.name for folder in reversed(folders))]
     if root is not None:
         absolute = Path(os.path.abspath(root))
         enclosing += [absolute.name, *(parent.name for parent in absolute.parents)]
@@ -141,21 +145,30 @@ def learner_from_path(
 
 
 def learner_folders(found: Sequence[tuple[Path, Path]]) -> frozenset[Path]:
-    """The folders strictly below a folder given that hold one learner's work: no task
-    appears twice among the notebooks under them (tasks read from the file names; files
-    naming no task count as one more task).  A folder where a task appears twice holds
-    several learners, who are then told apart further down or by their file names."""
-    tasks: dict[Path, list[str]] = {}
+    """The folders strictly below a folder given that hold one learner's work: the file
+    names under them name at most one learner (``alice_task1.ipynb`` names ``alice``;
+    ``task1.ipynb``, ``task1 (1).ipynb`` name nobody), and no task appears in two of
+    their sub-folders (tasks read from the file names; files naming no task count as one
+    more task).  Any other folder holds several learners, who are then told apart
+    further down or by their file names, and never merge into its name."""
+    names: dict[Path, set[str]] = defaultdict(set)
+    branches: dict[Path, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for notebook, root in found:
         try:
             relative = notebook.relative_to(root)
         except ValueError:
             continue
-        task = _task_token(notebook.name)
         for folder in relative.parents:
             if folder.name:
-                tasks.setdefault(root / folder, []).append(task)
-    return frozenset(folder for folder, own in tasks.items() if len(own) == len(set(own)))
+                below = relative.relative_to(folder).parts
+                branch = below[0] if len(below) > 1 else "."
+                names[root / folder].add(_name_part(notebook.stem))
+                branches[root / folder][_task_token(notebook.name)].add(branch)
+    return frozenset(
+        folder
+        for folder, own in branches.items()
+        if len(names[folder] - {""}) <= 1 and all(len(seen) == 1 for seen in own.values())
+    )
 
 
 def find_notebooks(paths: Sequence[str | Path]) -> list[tuple[Path, Path]]:
@@ -384,6 +397,16 @@ def _json_problem(text: str, error: json.JSONDecodeError) -> str:
 
 def _without_task(name: str) -> str:
     return TASK_TOKEN.sub("", name).strip(" _-.")
+
+
+def _copy_free(stem: str) -> str:
+    """A file name without the suffix browsers and file managers give a second copy."""
+    return COPY_SUFFIX.sub("", stem)
+
+
+def _name_part(stem: str) -> str:
+    """The learner a file name names, or "" (``task1 (1)`` names nobody)."""
+    return _without_task(_copy_free(stem))
 
 
 def _task_token(name: str) -> str:

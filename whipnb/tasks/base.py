@@ -18,7 +18,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
-from contextlib import AbstractContextManager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from whipnb.core.rubric import Assessment, Row
 
 if TYPE_CHECKING:
+    from whipnb.core.instrument import Probe
     from whipnb.core.runner import Run
     from whipnb.tasks.template import Grader
 
@@ -91,7 +91,7 @@ class Task:
         module = importlib.import_module(module_name, package=self.package)
         return getattr(module, class_name)(self)
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+    def probes(self) -> dict[str, Probe]:
         """The probes for one run, freshly made each time.
 
         They are entered around the learner's code (inside the standard

@@ -9,9 +9,9 @@ apart from the task's light metadata.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from whipnb.core.instrument import Probe
 from whipnb.core.rubric import Assessment, Row
 from whipnb.core.runner import Run
 
@@ -28,7 +28,7 @@ class Grader(ABC):
     def row(self, key: str) -> Row:
         return self.task.row(key)
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+    def probes(self) -> dict[str, Probe]:
         """Extra, task-specific probes for one run, freshly made each time."""
         return {}
 

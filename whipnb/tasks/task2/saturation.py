@@ -36,6 +36,8 @@ from torch.nn.modules.module import register_module_forward_hook
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
 
+from whipnb.core.instrument import BACKWARD, Probe
+
 #: Saturated logit: sigmoid(+M) == 1.0 and sigmoid(-M) == 0.0 exactly in float32
 #: (1.0 from about 16.6, 0.0 below about -88.7).
 MAGNITUDE = 120.0
@@ -111,7 +113,7 @@ class DrillReport:
         return min(finite, default=math.nan)
 
 
-class SaturationDrill:
+class SaturationDrill(Probe):
     """Context manager that runs the drill (see the module doc) and fills :attr:`report`.
 
     The replaying torch function mode is pushed only from the first linear layer
@@ -133,7 +135,7 @@ class SaturationDrill:
         self._latest: torch.nn.Module | None = None
         self._awaiting_backward = False
         self._handles: list[Any] = []
-        self._original_backward: Any = None
+        self._subscription = contextlib.ExitStack()
 
     # --- installing -------------------------------------------------------------
 
@@ -142,14 +144,13 @@ class SaturationDrill:
             register_module_forward_hook(self._after_forward),
             register_optimizer_step_pre_hook(self._before_step),
         ]
-        self._original_backward = torch.autograd.backward
-        torch.autograd.backward = self._wrap_backward(self._original_backward)
+        self._subscription.enter_context(BACKWARD.subscribed(self._before_backward))
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.report.skipped += self._awaiting_backward
         self._disarm()
-        torch.autograd.backward = self._original_backward
+        self._subscription.close()
         for handle in self._handles:
             handle.remove()
         self._shadows.clear()
@@ -168,15 +169,9 @@ class SaturationDrill:
     def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         self._disarm()
 
-    def _wrap_backward(self, original: Any) -> Any:
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
-                self._record(tensors)
-            return original(tensors, *args, **kwargs)
-
-        backward.__wrapped__ = original  # type: ignore[attr-defined]
-        backward.__doc__ = original.__doc__
-        return backward
+    def _before_backward(self, tensors: Any) -> None:
+        if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
+            self._record(tensors)
 
     def _record(self, loss: torch.Tensor) -> None:
         shadow = self._shadow_of(loss)

@@ -253,12 +253,14 @@ def _graph_check(report: GraphReport, ok: bool, trained: bool) -> Check:
     )
     detail = (
         f"{moment}, the graphs of {report.piled_graphs} earlier passes that never reached "
-        "backward() were still alive, "
-        f"holding {mib(report.piled_bytes)}: a value computed with gradients (a loss) is kept "
-        "from batch to batch with its whole graph. Keep loss.item(), or the tensor that "
-        "loss.detach() returns (detach() does not change loss itself)"
+        f"backward() were still alive, holding {mib(report.piled_bytes)}"
     )
-    return Check("graphs", title, False, detail)
+    diagnosis = (
+        "a value computed with gradients (a loss) is kept from batch to batch with its whole "
+        "graph. Keep loss.item(), or the tensor that loss.detach() returns (detach() does not "
+        "change loss itself); evaluation without gradients needs torch.no_grad()"
+    )
+    return Check("graphs", title, False, detail, diagnosis)
 
 
 def _leak_check(
@@ -281,10 +283,13 @@ def _leak_check(
     detail = (
         f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) are "
         f"augmented copies of images the model trained on (typical fine-detail correlation "
-        f"{leak.typical_copy:.2f}, new images {leak.typical_fresh:.2f}): the split was made "
-        f"after augmenting{accuracies}"
+        f"{leak.typical_copy:.2f}, new images {leak.typical_fresh:.2f}){accuracies}"
     )
-    return Check("leakage", title, False, detail)
+    diagnosis = (
+        "the split was made after augmenting, so copies of one image sit on both sides of it. "
+        "Split the original images first, then augment the training part only"
+    )
+    return Check("leakage", title, False, detail, diagnosis)
 
 
 def _accuracy_comparison(own: tuple[float | None, str], evaluation: Evaluation) -> str:

@@ -22,16 +22,41 @@ older than the previous forward pass: a loop that keeps no graph has none.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from whipnb.core.instrument import Probe
 
 MIB = 2**20
 
 
 class MemoryBudgetExceeded(torch.OutOfMemoryError):
     """Raised inside a forward pass when autograd graphs would hold more than the budget."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of the traceback: like a GPU's out-of-memory error,
+        the message and the script's own lines that led to it, not the hundred frames of
+        torch's internals and of the budget's hook that raised it."""
+        frames = [f for f in traceback.extract_tb(self.__traceback__) if _scripts(f.filename)]
+        heading = "Traceback (most recent call last; the script's own lines):\n"
+        return [heading, *traceback.format_list(frames), f"{type(self).__name__}: {self}"]
+
+
+#: Where library code lives: frames from here are not the learner's script.
+_LIBRARIES = tuple(
+    {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(torch.__file__).parent)}
+    | {str(Path(__file__).parents[2])}  # whipnb itself, wherever it is installed
+)
+
+
+def _scripts(filename: str) -> bool:
+    """A frame of the learner's script (a notebook cell, the submission), not a library's."""
+    return not filename.startswith(_LIBRARIES) and not filename.startswith("<frozen")
 
 
 def mib(n_bytes: float) -> str:
@@ -77,7 +102,7 @@ class _Saved:
         self.budget._release(self)
 
 
-class GraphMemoryBudget:
+class GraphMemoryBudget(Probe):
     """Context manager: count graph memory, raise ``MemoryBudgetExceeded`` past the budget."""
 
     def __init__(self, budget_bytes: int) -> None:
@@ -230,7 +255,7 @@ def _most_piled(generations: dict[int, _Generation], forwards: int) -> tuple[int
     return best
 
 
-class ModelInputs:
+class ModelInputs(Probe):
     """Records every image batch the model was called on, and which forward pass
     (``GraphMemoryBudget`` generation) it was, so that afterwards the images the
     model was trained on (passes backward used) can be told from the images it

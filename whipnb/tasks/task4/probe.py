@@ -12,9 +12,12 @@ per-tag sigmoid or binary cross-entropy.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
+
+from whipnb.core.instrument import BACKWARD, Probe
 
 #: A softmax normalises the tags against each other: a single-label loss.
 SOFTMAX_NODES = frozenset({"LogSoftmaxBackward0", "SoftmaxBackward0", "NllLossBackward0"})
@@ -59,37 +62,28 @@ def loss_kind(nodes: set[str]) -> str:
     return OTHER
 
 
-class LossKindProbe:
-    """Records the kind of every scalar loss passed to ``backward()``.
-
-    PyTorch has no global hook for ``backward``, so, like the standard
-    instrumentation, the probe wraps ``torch.autograd.backward`` while it is
-    entered and restores it on exit, even when the learner's code raised.
-    """
+class LossKindProbe(Probe):
+    """Records the kind of every scalar loss passed to ``backward()``, through the
+    grader's one ``backward`` dispatcher (PyTorch has no global hook for it)."""
 
     def __init__(self) -> None:
         self.kinds: list[str] = []
         #: Every operation seen in any loss graph, to name what was used.
         self.nodes: set[str] = set()
-        self._original: Any = None
+        self._subscription = contextlib.ExitStack()
 
     def __enter__(self) -> LossKindProbe:
-        self._original = original = torch.autograd.backward
-
-        def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
-            if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
-                nodes = graph_nodes(tensors)
-                self.kinds.append(loss_kind(nodes))
-                self.nodes.update(nodes)
-            return original(tensors, *args, **kwargs)
-
-        backward.__wrapped__ = original  # type: ignore[attr-defined]
-        backward.__doc__ = original.__doc__
-        torch.autograd.backward = backward
+        self._subscription.enter_context(BACKWARD.subscribed(self._before_backward))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        torch.autograd.backward = self._original
+        self._subscription.close()
+
+    def _before_backward(self, tensors: Any) -> None:
+        if isinstance(tensors, torch.Tensor) and tensors.numel() == 1:
+            nodes = graph_nodes(tensors)
+            self.kinds.append(loss_kind(nodes))
+            self.nodes.update(nodes)
 
     def fraction(self, kind: str) -> float:
         """Share of the backpropagated losses that were of ``kind``."""

@@ -56,7 +56,7 @@ class Task5Grader(Grader):
         probe: TrainabilityProbe = run.probes["trainability"]
         model = _trained_model(run, probe)
         backbone = _backbone(model)
-        found = audit(model, probe, backbone)
+        found = audit(model, probe, backbone, _optimizers(run))
         evaluation = evaluate_classifier(model, *make_samples(HELD_OUT_SIZE, HELD_OUT_SEED))
         trend = loss_trend(run.evidence.losses)
         moving = run.evidence.moving_steps
@@ -194,17 +194,36 @@ def _orphan_check(found: Audit, model_found: bool) -> Check:
         return Check("orphans", title, False, "no model (torch.nn.Module) was found")
     if not orphans:
         trained = found.trained_count
-        return Check("orphans", title, True, f"all {trained:,} trainable parameters are stepped")
-    detail = f"{orphans.count:,} parameters ({orphans.listed()}) require grad, but no optimizer "
-    if found.orphan_grad_norm is None:
-        detail += "ever steps them, so they never move"
-    else:
-        detail += (
-            "holds them: backward() keeps computing their gradients (their .grad, never "
-            f"cleared by optimizer.zero_grad(), has grown to norm {found.orphan_grad_norm:.4g}) "
-            "and nothing ever applies them, so they never move"
-        )
-    return Check("orphans", title, False, detail)
+        detail = f"all {trained:,} parameters that received a gradient are stepped"
+        if found.cut_off_count:
+            detail += (
+                f"; {found.cut_off_count:,} more require grad but never received a gradient "
+                "(cut off from the loss), so they cannot train and rightly stay out"
+            )
+        return Check("orphans", title, True, detail)
+    holders = found.unstepped_holders
+    held = (
+        f"only {_names(holders)}, whose step() never runs, holds them"
+        if holders
+        else "no optimizer holds them"
+    )
+    detail = f"{orphans.count:,} parameters ({orphans.listed()}) receive gradients, but {held}"
+    if found.orphan_grad_norm is not None:
+        detail += f" (their gradient at the end of the run has norm {found.orphan_grad_norm:.4g})"
+    return Check("orphans", title, False, detail + ": nothing ever applies it, so they never move")
+
+
+def _names(names: list[str]) -> str:
+    return " and ".join(f"{name!r}" for name in names)
+
+
+def _optimizers(run: Run) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers the script left in its namespace, by name."""
+    return {
+        name: value
+        for name, value in run.namespace.items()
+        if isinstance(value, torch.optim.Optimizer) and not name.startswith("_")
+    }
 
 
 def _training_check(moving: int, learned: bool, trend: LossTrend) -> Check:
@@ -224,8 +243,9 @@ def _message(row: str, run: Run, found: Audit, change: float | None) -> str:
         return f"The script crashed ({run.error_text}); fix the error first."
     if row == "none_fixed" and found.backbone_idle:
         return (
-            "Not fixed: the backbone is frozen but still handed to the optimizer, which "
-            f"holds {found.idle.count:,} parameters that can never train. The loss looks "
+            "Not fixed: the backbone never gets a gradient but is still handed to the "
+            f"optimizer, which holds {found.idle.count:,} parameters that can never train. "
+            "The loss looks "
             "healthy because optimizers skip parameters without a gradient: decide what "
             "should train, and give the optimizer exactly that."
         )
@@ -249,8 +269,13 @@ def _partial_message(found: Audit) -> str:
             f"gradient ({found.idle.listed()})"
         )
     if found.orphans:
+        held = (
+            f"only {_names(found.unstepped_holders)}, never stepped, holds them"
+            if found.unstepped_holders
+            else "no optimizer holds them"
+        )
         problems.append(
-            f"{found.orphans.count:,} parameters require grad but no optimizer holds them "
+            f"{found.orphans.count:,} parameters receive gradients but {held} "
             f"({found.orphans.listed()})"
         )
     return "Partly fixed: " + "; ".join(problems) + "."

@@ -19,26 +19,52 @@ from typing import Any
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from whipnb.core.instrument import Probe
 
-class TrainabilityProbe:
+
+class TrainabilityProbe(Probe):
     """Context manager: a global optimizer pre-step hook recording held parameters."""
 
     def __init__(self) -> None:
         self.held: dict[int, torch.Tensor] = {}
         self.trainable_ids: set[int] = set()
         self.graded_ids: set[int] = set()
+        #: every parameter, held or not, seen with a gradient at a step or at the end
+        self.gradient_ids: set[int] = set()
+        #: the optimizers whose step() ran, by id
+        self.stepped: set[int] = set()
         self.steps = 0
-        self._handle: Any = None
+        self._modules: dict[int, torch.nn.Module] = {}
+        self._handles: list[Any] = []
 
     def __enter__(self) -> TrainabilityProbe:
-        self._handle = register_optimizer_step_pre_hook(self._record)
+        self._handles = [
+            register_optimizer_step_pre_hook(self._record),
+            torch.nn.modules.module.register_module_forward_hook(self._forwarded),
+        ]
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._handle.remove()
+        for handle in self._handles:
+            handle.remove()
+        self._note_gradients()
+        self._modules.clear()
+
+    def _forwarded(self, module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        if torch.is_grad_enabled():
+            self._modules.setdefault(id(module), module)
+
+    def _note_gradients(self) -> None:
+        """Which parameters of the modules run so far hold a gradient right now."""
+        for module in self._modules.values():
+            for param in module.parameters(recurse=False):
+                if param.grad is not None:
+                    self.gradient_ids.add(id(param))
 
     def _record(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self.steps += 1
+        self.stepped.add(id(optimizer))
+        self._note_gradients()
         for group in optimizer.param_groups:
             for param in group["params"]:
                 self.held[id(param)] = param
@@ -74,9 +100,13 @@ class Audit:
     idle: Group
     #: how many of the idle ones were frozen (requires_grad=False) at every step
     idle_frozen_count: int
-    #: require grad (or received a gradient) but no optimizer ever stepped them
+    #: received a gradient but no optimizer ever stepped them
     orphans: Group
     orphan_grad_norm: float | None
+    #: names of optimizers left in the namespace that hold orphans but never stepped
+    unstepped_holders: list[str]
+    #: numbers that require grad yet never received a gradient, and are in no optimizer
+    cut_off_count: int
     #: every backbone parameter is held and idle: the bug as shipped, untouched
     backbone_idle: bool
 
@@ -96,8 +126,13 @@ class Audit:
 
 
 def audit(
-    model: torch.nn.Module | None, probe: TrainabilityProbe, backbone: list[torch.Tensor]
+    model: torch.nn.Module | None,
+    probe: TrainabilityProbe,
+    backbone: list[torch.Tensor],
+    optimizers: dict[str, torch.optim.Optimizer] | None = None,
 ) -> Audit:
+    """Set the probe's record against ``model``; ``optimizers`` are those the script left
+    in its namespace, so an orphan held by one that never stepped can be named."""
     names = {} if model is None else {id(p): n for n, p in model.named_parameters()}
     params = [] if model is None else list(model.parameters())
     idle = [
@@ -105,11 +140,17 @@ def audit(
         for pid, param in probe.held.items()
         if pid not in probe.graded_ids
     ]
+    received = probe.gradient_ids | {id(p) for p in params if p.grad is not None}
     orphans = [
         (names[id(param)], param)
         for param in params
-        if (param.requires_grad or param.grad is not None) and id(param) not in probe.held
+        if id(param) in received and id(param) not in probe.held
     ]
+    cut_off = sum(
+        p.numel()
+        for p in params
+        if p.requires_grad and id(p) not in received and id(p) not in probe.held
+    )
     grads = [param.grad.detach().double() for _, param in orphans if param.grad is not None]
     grad_norm = math.sqrt(sum(float(g.pow(2).sum()) for g in grads)) if grads else None
     return Audit(
@@ -120,9 +161,25 @@ def audit(
         idle_frozen_count=sum(p.numel() for _, p in idle if id(p) not in probe.trainable_ids),
         orphans=_group(orphans),
         orphan_grad_norm=grad_norm,
+        unstepped_holders=_unstepped_holders(optimizers or {}, probe, orphans),
+        cut_off_count=cut_off,
         backbone_idle=bool(backbone)
         and all(id(p) in probe.held and id(p) not in probe.graded_ids for p in backbone),
     )
+
+
+def _unstepped_holders(
+    optimizers: dict[str, torch.optim.Optimizer],
+    probe: TrainabilityProbe,
+    orphans: list[tuple[str, torch.Tensor]],
+) -> list[str]:
+    orphan_ids = {id(param) for _, param in orphans}
+    return [
+        name
+        for name, optimizer in optimizers.items()
+        if id(optimizer) not in probe.stepped
+        and any(id(p) in orphan_ids for group in optimizer.param_groups for p in group["params"])
+    ]
 
 
 def _group(named: list[tuple[str, torch.Tensor]]) -> Group:

@@ -48,6 +48,14 @@ BUGS = (
     ("labels", "The loss gets class indices, not one-hot rows", "label encoding"),
     ("batch", "Single validation images get a batch dimension", "batch dimension"),
 )
+#: What a finding says of a bug the run never got to (the notebook says the bugs show
+#: up one after another: the grader's own try-out of it is the diagnosis).
+NOT_REACHED = {
+    "layout": "no training batch reached the network's first convolution",
+    "size": "no training batch got as far as the fc layer",
+    "labels": "the loss never ran",
+    "batch": "validation never ran the model",
+}
 #: The row for a given number of fixed bugs when the top rows are out of reach
 #: (four fixes in a run that still raised count as three).
 COUNT_ROWS = ("none_fixed", "one_fixed", "two_fixed", "three_fixed", "three_fixed")
@@ -94,6 +102,22 @@ class _Assessor:
             "batch": batch_verdict(self.val_calls, self.run.namespace, self.model, size),
         }
 
+    def reached(self) -> dict[str, bool]:
+        """Which bugs the run got far enough to meet, in the order the pipeline meets them."""
+        return {
+            "layout": self.train_feed is not None,
+            "size": any(c.linear_input is not None or c.output_shape for c in self.train_calls),
+            "labels": bool(self.record.losses or self.run.evidence.losses),
+            "batch": bool(self.val_calls),
+        }
+
+    def bug_check(self, key: str, title: str, verdict: Verdict, reached: bool) -> Check:
+        """A bug's finding; one the script has not reached yet is not spelled out."""
+        if verdict.fixed or reached:
+            return Check(key, title, verdict.fixed, verdict.detail)
+        detail = f"not reached yet: {NOT_REACHED[key]}"
+        return Check(key, title, False, detail, diagnosis=verdict.detail)
+
     def held_out(self) -> HeldOut | None:
         trained = any(step.applied_fresh_gradient for step in self.run.evidence.steps)
         fed = next((c.input_shape for c in self.train_calls if c.output_shape), None)
@@ -110,17 +134,14 @@ class _Assessor:
         return sum(stages) / len(stages)
 
     def assess(self, task: Task6Grader) -> Assessment:
-        verdicts = self.verdicts()
+        verdicts, reached = self.verdicts(), self.reached()
         held_out = self.held_out()
         accuracy = held_out.evaluation.accuracy if held_out else None
         fixed = sum(v.fixed for v in verdicts.values())
         reports = reporting_check(self.run, "VAL_ACC", accuracy)
         checks = [
             crash_check(self.run),
-            *(
-                Check(key, title, verdicts[key].fixed, verdicts[key].detail)
-                for key, title, _ in BUGS
-            ),
+            *(self.bug_check(key, title, verdicts[key], reached[key]) for key, title, _ in BUGS),
             _accuracy_check(held_out),
             reports,
         ]
@@ -128,7 +149,7 @@ class _Assessor:
             row, quality, message = _top_row(task, accuracy, reports.passed)
         else:
             row, quality = task.row(COUNT_ROWS[fixed]), self._partial_quality(accuracy)
-            message = self._partial_message(fixed, verdicts)
+            message = self._partial_message(fixed, verdicts, reached)
         metrics = {
             "bugs_fixed": fixed,
             "heldout_accuracy": accuracy,
@@ -144,12 +165,21 @@ class _Assessor:
         """Half how far the pipeline got, half what the model learned (if it trained)."""
         return 0.5 * self.progress() + 0.5 * ramp(accuracy, CHANCE, 0.95)
 
-    def _partial_message(self, fixed: int, verdicts: dict[str, Verdict]) -> str:
+    def _partial_message(
+        self, fixed: int, verdicts: dict[str, Verdict], reached: dict[str, bool]
+    ) -> str:
+        """How many are fixed and which the run has met; the error itself is in the
+        traceback and the first finding, not repeated here."""
         if fixed == 4:
-            return f"All four bugs look fixed, but the script still raised {self.run.error_text}."
-        left = ", ".join(name for key, _, name in BUGS if not verdicts[key].fixed)
-        stop = f" The script stopped with {self.run.error_text}." if self.run.crashed else ""
-        return f"{fixed} of 4 bugs fixed.{stop} Still to fix: {left}."
+            return "All four bugs look fixed, but the script still stops at an error."
+        met = [name for key, _, name in BUGS if not verdicts[key].fixed and reached[key]]
+        ahead = sum(not verdicts[key].fixed and not reached[key] for key, _, _ in BUGS)
+        stop = " The script stops at an error (the traceback above)." if self.run.crashed else ""
+        parts = [f"still to fix: {', '.join(met)}"] if met else []
+        if ahead:
+            parts.append(f"{ahead} more the script has not reached yet")
+        left = "; ".join(parts)
+        return f"{fixed} of 4 bugs fixed.{stop} {left[:1].upper()}{left[1:]}.".rstrip(" .") + "."
 
 
 def _top_row(task: Task6Grader, accuracy: float | None, honest: bool) -> tuple[Row, float, str]:

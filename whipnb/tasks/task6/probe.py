@@ -20,7 +20,6 @@ even when a module raises; everything is removed on exit.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from torch.nn.modules.module import (
     register_module_forward_hook,
     register_module_forward_pre_hook,
 )
+
+from whipnb.core.instrument import Probe
 
 Shape = tuple[int, ...]
 
@@ -123,7 +124,7 @@ def _shape(value: Any) -> Shape | None:
     return tuple(value.shape) if isinstance(value, torch.Tensor) else None
 
 
-class ShapeProbe(contextlib.AbstractContextManager):
+class ShapeProbe(Probe):
     """Records shapes at the network's entry, first conv, first linear, exit and loss."""
 
     def __init__(self) -> None:
