@@ -79,8 +79,10 @@ def _is_kernel(process: psutil.Process) -> bool:
 def idle_kernel_peak() -> int:
     """A kernel booted ahead of need, as a batch keeps them waiting, before any submission."""
     kernel = start_kernel(kernel_setup(None))
-    try:
-        return high_water(kernel.manager.provisioner.pid) or 0
+    try:  # the kernel process inside its sandbox, below bwrap's own processes
+        root = psutil.Process(kernel.manager.provisioner.pid)
+        tree = [root, *root.children(recursive=True)]
+        return max(high_water(process.pid) or 0 for process in tree)
     finally:
         kernel.discard()
 

@@ -66,7 +66,7 @@ def grade_with_facts(task_id: str, source: str, facts: str = "facts = {}") -> Gr
     """Grade ``source`` (plus the facts code) once; prints stay off the log."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        result = grade_source(task_id, with_facts(source, facts))
+        result = grade_source(task_id, with_facts(source, facts), diagnosis=True)
     lines = [line for line in out.getvalue().splitlines() if line.startswith(FACTS)]
     return Graded(result, json.loads(lines[-1][len(FACTS) :]) if lines else {})
 

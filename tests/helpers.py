@@ -25,9 +25,10 @@ def edit(source: str, *replacements: tuple[str, str]) -> str:
 
 
 def grade_quietly(task_id: str, source: str) -> Result:
-    """Grade ``source`` for ``task_id`` with its prints and tracebacks kept off the log."""
+    """Grade ``source`` for ``task_id`` with its prints and tracebacks kept off the log;
+    with each check's diagnosis (cause and fix), which tests assert on too."""
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return grade_source(task_id, source)
+        return grade_source(task_id, source, diagnosis=True)
 
 
 def run_quietly(

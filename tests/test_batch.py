@@ -26,6 +26,7 @@ from class_inputs import graded_notebook, snapshot, valid_bodies, write_class
 from helpers import grade_quietly
 from processes import MARK, marked_environment, marked_processes, wait_until_gone
 
+from whipnb.gradebook.exports import safe_name
 from whipnb.gradebook.store import grader_id
 
 #: The endless loop costs this much, while the other kernel grades the rest;
@@ -157,6 +158,7 @@ def test_every_submission_gets_exactly_one_record(class_batch, records):
     contract = {"path", "task", "score", "band", "status", "checks", "metrics", "message"}
     for record in loaded:
         assert contract | {"duration_s", "learner", "content_hash"} <= set(record)
+        assert record["sandbox"] == "bwrap"  # the default: every kernel in bubblewrap
 
 
 def test_each_record_has_the_right_status_and_message(class_batch, records):
@@ -184,6 +186,8 @@ def test_the_limits_stopped_what_they_should(records):
 def test_learners_are_named_from_the_file_names(records):
     assert records["alice_task1.ipynb"]["learner"] == "alice"
     assert records["unreadable_task1.ipynb"]["learner"] == "unreadable"
+    # A file name with a byte that is not UTF-8 (caf\xe9): stored with the byte escaped.
+    assert records["caf\\xe9_task1.ipynb"]["learner"] == "caf\\xe9"
 
 
 def test_valid_submissions_score_as_they_do_alone(records):
@@ -338,11 +342,13 @@ def test_every_export_is_produced_and_parsed_back(class_batch, records, tmp_path
             assert exported[learner][key] == record[key], (learner, key)
 
     results = sorted(gradescope.glob("*/results.json"))
-    assert [path.parent.name for path in results] == sorted(by_learner)
+    # One folder per learner, named so any file system takes it (caf\xe9 -> caf_xe9).
+    folders = {safe_name(learner): learner for learner in by_learner}
+    assert [path.parent.name for path in results] == sorted(folders)
     for path in results:
         document = json.loads(path.read_text())
         assert_gradescope_results(document)
-        record = by_learner[path.parent.name]
+        record = by_learner[folders[path.parent.name]]
         assert document["score"] == pytest.approx(10 * record["score"])
         checks = [test for test in document["tests"] if "." in test["number"]]
         assert len(checks) == len(record["checks"])
@@ -363,7 +369,8 @@ def test_every_export_is_produced_and_parsed_back(class_batch, records, tmp_path
 
 def test_a_second_run_reuses_the_gradebook(class_batch, records):
     """Nothing changed: every record comes from the gradebook, no kernel starts; only
-    the file that cannot be read (no content to recognise) is recorded again."""
+    the files that are not read (no content to recognise: a dangling link, a FIFO, a
+    link out of the folder) are recorded again."""
     out = class_batch["folder"] / "again.json"
     again = subprocess.run(
         whipnb(
@@ -376,8 +383,7 @@ def test_a_second_run_reuses_the_gradebook(class_batch, records):
     assert again.returncode == 0, again.stdout
     require_unchanged_code(class_batch["code"], grading_code())
     second = {Path(record["path"]).name: record for record in json.loads(out.read_text())}
-    assert [name for name, record in second.items() if not record["reused"]] == [
-        "unreadable_task1.ipynb"
-    ]
+    unread = ["fifo_task1.ipynb", "unreadable_task1.ipynb", "zero_task1.ipynb"]
+    assert sorted(name for name, record in second.items() if not record["reused"]) == unread
     assert {n: r["score"] for n, r in second.items()} == {n: r["score"] for n, r in records.items()}
-    assert len(gradings_in(class_batch["gradebook.sqlite"])) == len(records) + 1
+    assert len(gradings_in(class_batch["gradebook.sqlite"])) == len(records) + len(unread)

@@ -3,18 +3,24 @@
 JupyterLab is started through the project's own ``make lab`` (on 127.0.0.1, a
 free port, a token, a temporary copy of the notebooks) and Debian's Chromium is
 driven by Playwright. For each task the test opens the learner notebook, runs
-every cell, waits for the score panel to render *as a widget*, asks for hints,
-pastes the reference fix into the graded cell, re-runs it and checks that the
-score rose and the attempts history shows both runs. Then it saves the notebook
-and checks the saved file still reads well through nbconvert, as it would on
-GitHub, with no widgets and no network.
+every cell, waits for the score panel to render *as a widget* (its static twin
+hidden), asks for every hint and then the fix, pastes the reference fix into the
+graded cell, re-runs it and checks that the score rose and the attempts history
+shows both runs. Then it saves the notebook, restarts the kernel, shuts it down,
+closes the notebook and opens it again with a new kernel: each time exactly one
+whole panel must show, never "Error displaying widget". For task 1 it also
+switches to JupyterLab's dark theme and reads the plot's pixels. Last, the saved
+file must read well through nbconvert, as it would on GitHub, with no widgets and
+no network.
 
 Screenshots land in ``artifacts/`` (git-ignored): the panel before and after
-the fix, the nbconvert page, and the whole page whenever a step fails.
+the fix, after reopening, in the dark theme, the nbconvert page, and the whole
+page whenever a step fails.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -33,6 +39,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbconvert import HTMLExporter
+from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from whipnb.core.result import RESULT_MIME, band_label
@@ -60,6 +67,11 @@ UI_STEP_MS = 60_000
 expect.set_options(timeout=UI_STEP_MS)
 #: The score panel as the widget manager renders it (the HTML fallback has no widget-vbox).
 PANEL = ".jp-CodeCell .widget-vbox.whipnb-panel"
+#: The static panel, an output of its own beside the widget's.
+STATIC_PANEL = ".jp-CodeCell [data-mime-type='text/html'] .whipnb-static-panel"
+ANY_PANEL = ".jp-CodeCell .whipnb-panel"
+#: Task 1 also goes through the dark theme (once is enough: it is the same panel).
+DARK_THEME_TASK = "task1"
 
 
 @dataclass(frozen=True)
@@ -243,9 +255,32 @@ def wait_for_kernel(page) -> None:
         time.sleep(1)
 
 
+def menu(page, *path: str) -> None:
+    """Click through JupyterLab's menu bar: ``menu(page, "Kernel", "Restart Kernel…")``."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(path[0])}$")).click()
+    for label in path[1:]:
+        page.locator(
+            ".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(label)}$")
+        ).last.click()
+
+
 def run_all_cells(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    menu(page, "Run", "Run All Cells")
+
+
+def visible_panels(page):
+    return page.locator(ANY_PANEL).filter(visible=True)
+
+
+def expect_one_whole_panel(page, score: float, when: str) -> None:
+    """Exactly one panel shows (never the widget and its static twin, never neither),
+    with the saved score, and no widget error."""
+    expect(visible_panels(page), f"one panel {when}").to_have_count(1)
+    panel = visible_panels(page)
+    assert f"{panel_score(panel)[0]:.3f}" == f"{score:.3f}", when
+    assert panel.locator(".whipnb-plot").filter(visible=True).count() == 1, when
+    errors = page.get_by_text("Error displaying widget").filter(visible=True)
+    expect(errors, f"no widget error {when}").to_have_count(0)
 
 
 def replace_cell_source(page, cell, source: str) -> None:
@@ -287,7 +322,7 @@ def learner_session(lab: Lab, page, task: Task) -> None:
     wait_for_kernel(page)
     run_all_cells(page)
     buggy_score = check_first_panel(page, task)
-    ask_for_two_hints(page, task)
+    ask_for_every_hint_then_the_fix(page, task)
     page.locator(PANEL).screenshot(path=ARTIFACTS / f"{task.id}-panel-buggy.png")
 
     graded = page.locator(".jp-CodeCell", has=page.locator(".widget-vbox.whipnb-panel"))
@@ -299,6 +334,9 @@ def learner_session(lab: Lab, page, task: Task) -> None:
     saved = save_notebook(page, lab.root / f"{task.id}.ipynb")
     (bundle,) = result_bundles(saved)
     assert f"{bundle['score']:.3f}" == f"{fixed_score:.3f}", "the widget shows the bundle's score"
+    check_panel_survives_restart_and_reopening(lab, page, task, fixed_score)
+    if task.id == DARK_THEME_TASK:
+        check_dark_theme(page, task)
     check_saved_notebook_reads_without_widgets(page, saved, task.id, fixed_score, fixed_band)
 
 
@@ -306,8 +344,8 @@ def check_first_panel(page, task: Task) -> float:
     """The buggy script's panel, rendered by the widget manager; returns its score."""
     panel = page.locator(PANEL)
     panel.wait_for(timeout=FIRST_PANEL_S * 1000)
-    fallback = page.locator("[data-mime-type='text/html'] .whipnb-panel")
-    assert fallback.count() == 0, "JupyterLab showed the HTML fallback instead of the widget"
+    assert page.locator(STATIC_PANEL).count() == 1, "the static twin is there, for reopening"
+    expect(visible_panels(page), "only the widget shows, its static twin hidden").to_have_count(1)
     score, band = panel_score(panel)
     assert band == band_label(score)
     assert score < top_band_low(task), "the buggy script must not reach the top band"
@@ -315,13 +353,22 @@ def check_first_panel(page, task: Task) -> float:
     return score
 
 
-def ask_for_two_hints(page, task: Task) -> None:
+def ask_for_every_hint_then_the_fix(page, task: Task) -> None:
+    """One hint per click, the fix only after the last hint, from the findings' diagnoses."""
     hints = page.locator(f"{PANEL} .whipnb-hint")
+    button = page.locator(f"{PANEL} button.whipnb-hint-button")
+    fix = page.locator(f"{PANEL} .whipnb-fix-step")
     expect(hints).to_have_count(0)  # nothing shown before it is asked for
-    for clicks in (1, 2):
-        page.locator(f"{PANEL} button.whipnb-hint-button").click()
+    for clicks in range(1, len(task.hints) + 1):
+        button.click()
         expect(hints).to_have_count(clicks)  # exactly one more per click
+        expect(fix).to_have_count(0)
     expect(hints.nth(0)).to_have_text(task.hints[0])
+    expect(button).to_have_text("Show the fix")
+    button.click()
+    expect(fix).to_have_count(1)
+    expect(button).to_be_disabled()
+    assert fix.inner_text().startswith("The fix"), fix.inner_text()
 
 
 def check_panel_after_fix(page, task: Task, buggy_score: float) -> tuple[float, str]:
@@ -336,8 +383,75 @@ def check_panel_after_fix(page, task: Task, buggy_score: float) -> tuple[float, 
     history = attempts.all_inner_texts()
     assert len(history) == 2
     assert f"{buggy_score:.3f}" in history[0] and f"{score:.3f}" in history[1]
-    expect(panel.locator(".whipnb-hint")).to_have_count(2)  # kept across re-runs
+    expect(panel.locator(".whipnb-hint")).to_have_count(len(task.hints))  # kept across re-runs
+    expect(panel.locator(".whipnb-fix-step")).to_contain_text("nothing left to fix")
     return score, band
+
+
+def check_panel_survives_restart_and_reopening(lab: Lab, page, task: Task, score: float) -> None:
+    """Restart the kernel, shut it down, close the notebook, open it again (a new
+    kernel, none of the old widget models): the whole panel shows each time."""
+    menu(page, "Kernel", "Restart Kernel…")
+    page.locator(".jp-Dialog button.jp-mod-accept").click()
+    wait_for_kernel(page)
+    expect_one_whole_panel(page, score, "after a kernel restart")
+    menu(page, "Kernel", "Shut Down Kernel")
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")).to_have_count(0)
+    expect_one_whole_panel(page, score, "with no kernel")
+    menu(page, "File", "Close Tab")
+    expect(page.locator(".jp-NotebookPanel")).to_have_count(0)
+    reopen = f"{lab.url}/lab/workspaces/{task.id}-reopened/tree/{task.id}.ipynb?token={lab.token}"
+    page.goto(reopen)
+    page.locator(".jp-NotebookPanel .jp-Notebook").wait_for()
+    wait_for_kernel(page)
+    expect_one_whole_panel(page, score, "after closing and reopening the notebook")
+    panel = visible_panels(page)
+    assert "whipnb-static-panel" in (panel.get_attribute("class") or "")
+    open_static_hints_to_the_fix(panel, task)
+    panel.screenshot(path=ARTIFACTS / f"{task.id}-panel-reopened.png")
+
+
+def open_static_hints_to_the_fix(panel, task: Task) -> None:
+    """The saved panel's hints: nested, one more per click, the fix last."""
+    summaries = panel.locator("details.whipnb-static-hint > summary")
+    for step in range(len(task.hints)):
+        expect(summaries.filter(visible=True)).to_have_count(step + 1)
+        summaries.nth(step).click()
+    expect(summaries.filter(visible=True)).to_have_count(len(task.hints) + 1)
+    expect(summaries.nth(len(task.hints))).to_have_text("Show the fix")
+    summaries.nth(len(task.hints)).click()
+    expect(panel.locator(".whipnb-fix").filter(visible=True)).to_contain_text("nothing left to fix")
+
+
+def check_dark_theme(page, task: Task) -> None:
+    """In JupyterLab Dark the panel's text is light and the plot is dark with light ink:
+    read from the computed styles and from the plot's own pixels on screen."""
+    menu(page, "Settings", "Theme", "JupyterLab Dark")
+    page.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+    try:
+        panel = visible_panels(page)
+        plot = panel.locator("img.whipnb-plot").filter(visible=True)
+        expect(plot).to_have_css("filter", re.compile(r"invert\(1\)"))
+        text = panel.locator(".whipnb-message").evaluate("e => getComputedStyle(e).color")
+        assert luminance(text) > 0.5, f"the panel's text is light on a dark page ({text})"
+        page.wait_for_timeout(500)  # the theme's own transition
+        picture = Image.open(io.BytesIO(plot.screenshot())).convert("L")
+        pixels = picture.tobytes()
+        dark = sum(value < 60 for value in pixels) / len(pixels)
+        light = sum(value > 190 for value in pixels)
+        assert dark > 0.8, f"the plot's background is dark ({dark:.0%} of its pixels)"
+        assert light > 300, "its axes, labels and curves are drawn in light ink"
+        plot.screenshot(path=ARTIFACTS / f"{task.id}-plot-dark.png")
+    finally:
+        menu(page, "Settings", "Theme", "JupyterLab Light")
+        page.locator("body[data-jp-theme-light='true']").wait_for(state="attached")
+
+
+def luminance(css_colour: str) -> float:
+    """Relative luminance of a computed ``rgb(r, g, b)`` colour (WCAG)."""
+    channels = [int(c) / 255 for c in re.findall(r"[\d.]+", css_colour)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
 def result_bundles(notebook: nbformat.NotebookNode) -> list[dict]:

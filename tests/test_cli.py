@@ -40,6 +40,7 @@ from whipnb.headless.submissions import Submission
         ("gradescope-bundle", ["--points", "--task", "--visibility", "--test-visibility"]),
         ("gradescope-run", ["--config"]),
         ("tasks", []),
+        ("serve", ["--host", "--port", "--jobs", "--kernels-ahead", "--tool-timeout", "--sandbox"]),
     ],
 )
 def test_every_subcommand_has_help(command, options, capsys):
@@ -105,7 +106,7 @@ def help_texts() -> dict[str, str]:
     texts = {}
     commands = [[]] + [[name] for name in ("grade", "export", "report", "feedback")]
     commands += [["similarity"], ["gradebook"], ["gradebook", "list"], ["gradebook", "remove"]]
-    commands += [["gradescope-bundle"], ["gradescope-run"], ["tasks"]]
+    commands += [["gradescope-bundle"], ["gradescope-run"], ["tasks"], ["serve"]]
     for command in commands:
         out = io.StringIO()
         with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
@@ -116,7 +117,7 @@ def help_texts() -> dict[str, str]:
 
 def test_help_is_plain_text_for_every_command():
     texts = help_texts()
-    assert len(texts) == 12 and len(COMMANDS) == 8
+    assert len(texts) == 13 and len(COMMANDS) == 9
     for command, text in texts.items():
         assert "``" not in text, command
         assert "usage: whipnb" in text

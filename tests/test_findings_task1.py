@@ -105,8 +105,8 @@ def test_a_gradient_cleared_before_step_is_not_blamed_on_the_order_of_backward(
     assert run.row_key == row and low <= run.result.score <= high
     gradients = run.check("gradients")
     assert not gradients.passed
-    assert "step() runs before loss.backward()" not in gradients.detail
-    assert "cleared (zero_grad) before step()" in gradients.detail
+    assert "step() runs before loss.backward()" not in gradients.diagnosis
+    assert "cleared (zero_grad) before step()" in gradients.diagnosis
     # 20 epochs of 2,000 points in batches of 32: 63 steps each, none with a gradient
     assert gradients.detail.startswith("1260 of 1260 steps found no gradient")
 
@@ -114,7 +114,15 @@ def test_a_gradient_cleared_before_step_is_not_blamed_on_the_order_of_backward(
 def test_step_before_backward_is_named_when_it_is_the_order():
     run = graded("the buggy script")
     assert run.row_key == "none_fixed" and 0.15 <= run.result.score <= 0.25
-    assert "step() runs before loss.backward() has computed one" in run.check("gradients").detail
+    gradients = run.check("gradients")
+    assert "step() runs before loss.backward() has computed one" in gradients.diagnosis
+    # the finding itself is the symptom only: the fix waits for the hints' last step
+    assert (
+        gradients.detail
+        == "1260 of 1260 steps found no gradient: the weights never moved in 1260 steps"
+    )
+    assert "far too high" in run.check("learning_rate").diagnosis
+    assert "too high" not in run.check("learning_rate").detail
 
 
 @pytest.mark.parametrize(

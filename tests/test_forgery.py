@@ -38,14 +38,17 @@ def forge(result):
 ATTACKS = {
     "session_method": FORGE
     + """
-from whipnb.notebook.magic import SESSION
-_record = SESSION.record
-SESSION.record = lambda result: _record(forge(result))
+from whipnb.notebook.magic import active_magics
+# The session has slots, so the method is patched on its class.
+_Session = type(active_magics().session)
+_record = _Session.record
+_Session.record = lambda self, result: _record(self, forge(result))
 """,
     "thread": FORGE
     + """
 import threading, time
-from whipnb.notebook.magic import SESSION
+from whipnb.notebook.magic import active_magics
+SESSION = active_magics().session
 def rewrite():
     while True:
         if SESSION.last is not None and SESSION.last.score != 1.0:
@@ -56,7 +59,8 @@ threading.Thread(target=rewrite, daemon=True).start()
     "finalizer": FORGE
     + """
 import weakref
-from whipnb.notebook.magic import SESSION
+from whipnb.notebook.magic import active_magics
+SESSION = active_magics().session
 class Trigger:
     pass
 # The read-out cell's import rebinds this name, freeing the object just before the read-out.
@@ -66,7 +70,8 @@ weakref.finalize(display_last_result, lambda: forge(SESSION.last))
     "event_callback": """
 import functools
 CODE = '''
-from whipnb.notebook.magic import SESSION
+from whipnb.notebook.magic import active_magics
+SESSION = active_magics().session
 if SESSION.last is not None:
     SESSION.last.score = 1.0
     SESSION.last.rubric_row = %r
@@ -74,7 +79,7 @@ if SESSION.last is not None:
 get_ipython().events.register("pre_execute", functools.partial(exec, CODE, {}))
 """.replace("TOP_ROW", repr(TOP_ROW)),
     "display_session_hook": """
-MIME = "application/vnd.whipnb.core.result+json"
+MIME = "application/vnd.whipnb.result+json"
 session = get_ipython().kernel.session
 _send = session.send
 def send(stream, msg_or_type, content=None, *args, **kwargs):
@@ -146,7 +151,8 @@ PLANT = """
 import functools
 CODE = '''
 import json
-from whipnb.notebook.magic import SESSION
+from whipnb.notebook.magic import active_magics
+SESSION = active_magics().session
 if SESSION.last is not None and SESSION.export_folder is not None:
     change = CHANGE
     for key, value in change.items():

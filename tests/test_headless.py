@@ -99,3 +99,21 @@ def test_unusable_notebooks_are_invalid(tmp_path):
         record = _grade_one(tmp_path, path)
         assert record["status"] == "invalid" and record["score"] == 0.0
         assert words in record["message"], record["message"]
+
+
+def test_the_diagnosis_is_in_the_records_only_when_asked_for(tmp_path):
+    """``--diagnosis`` adds each check's cause and fix; the score is the same, and without
+    it a record is what it always was (the gradebook keeps both: the re-run reuses it)."""
+    path = tmp_path / "task1.ipynb"
+    shutil.copy(ROOT / "notebooks" / "task1.ipynb", path)
+    db = str(tmp_path / "gradebook.sqlite")
+    asked, plain = tmp_path / "asked.json", tmp_path / "plain.json"
+    assert main(["grade", str(path), "--json", str(asked), "--db", db, "--diagnosis"]) == 0
+    assert main(["grade", str(path), "--json", str(plain), "--db", db]) == 0
+    (with_diagnosis,) = json.loads(asked.read_text())
+    (without,) = json.loads(plain.read_text())
+    gradients = next(c for c in with_diagnosis["checks"] if c["id"] == "gradients")
+    assert "step() runs before loss.backward()" in gradients["diagnosis"]
+    assert "step() runs before" not in gradients["detail"], "the finding is the symptom only"
+    assert all(set(c) == {"id", "title", "passed", "detail"} for c in without["checks"])
+    assert without["score"] == with_diagnosis["score"]

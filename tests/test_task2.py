@@ -200,17 +200,21 @@ def test_findings_explain_a_one_sided_clamp(task2):
             task2.buggy_source, (PRED, "    pred = torch.clamp(torch.sigmoid(logits), min=1e-7)\n")
         ),
     )
-    detail = check(result, "finite_loss").detail
+    finding = check(result, "finite_loss")
     step, steps = result.metrics["first_nan_step"], result.metrics["backward_passes"]
-    assert f"became nan at step {step} of {steps}" in detail and "exactly 1.0" in detail
-    assert "Your clamp(pred, min=1e-07) only keeps pred above 0" in detail
-    assert "clamp both sides" in detail
+    assert f"became nan at step {step} of {steps}" in finding.detail
+    assert "log(1 - pred)" not in finding.detail, "the symptom first, the cause from the hints"
+    assert "exactly 1.0" in finding.diagnosis
+    assert "Your clamp(pred, min=1e-07) only keeps pred above 0" in finding.diagnosis
+    assert "clamp both sides" in finding.diagnosis
 
 
 def test_findings_explain_a_lost_epsilon(task2):
     tiny = "    pred = torch.clamp(torch.sigmoid(logits), 1e-15, 1 - 1e-15)\n"
     result = grade_quietly("task2", edit(task2.buggy_source, (PRED, tiny)))
-    assert "upper bound 1 - 1e-15 is exactly 1.0 in float32" in check(result, "saturation").detail
+    assert (
+        "upper bound 1 - 1e-15 is exactly 1.0 in float32" in check(result, "saturation").diagnosis
+    )
 
 
 def test_findings_call_a_dodged_nan_not_fixed(task2):

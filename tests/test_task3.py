@@ -6,6 +6,8 @@ calibration cases (``whipnb/tasks/task3/cases.py``, graded in ``test_calibration
 
 from __future__ import annotations
 
+import traceback
+
 import pytest
 import torch
 from helpers import check, edit, grade_quietly, run_quietly
@@ -168,7 +170,7 @@ def test_a_discarded_detach_is_explained(task3):
     source = edit(task3.buggy_source, (KEEPS_GRAPH, "        loss.detach()\n" + KEEPS_GRAPH))
     result = grade_quietly("task3", source)
     assert result.status == "memory"
-    assert "detach() does not change loss itself" in check(result, "graphs").detail
+    assert "detach() does not change loss itself" in check(result, "graphs").diagnosis
 
 
 def test_detaching_the_training_loss_is_a_crash_that_says_why(task3):
@@ -242,3 +244,17 @@ def test_same_submission_scores_identically(task3):
     first = grade_quietly("task3", task3.solution_source)
     second = grade_quietly("task3", task3.solution_source)
     assert first.score == second.score and first.metrics == second.metrics
+
+
+def test_the_out_of_memory_error_shows_the_scripts_lines_not_torchs(buggy_run):
+    """IPython shows ``_render_traceback_`` instead of the traceback: a few lines like a
+    GPU's out-of-memory error (the script's own frames and the message), not the
+    hundred frames of torch internals ending in the budget's hook."""
+    error = buggy_run.error
+    full = traceback.format_exception(error)
+    assert len("".join(full).splitlines()) > 30  # the traceback it replaces
+    lines = "".join(error._render_traceback_()).splitlines()
+    assert len(lines) <= 12
+    assert lines[-1] == f"MemoryBudgetExceeded: {error}"
+    assert "torch/" not in "".join(lines) and "probes.py" not in "".join(lines)
+    assert 'File "<submission>", line' in lines[1], "the script's own frames are kept"

@@ -23,12 +23,19 @@ def grade_source(
     namespace: dict[str, Any] | None = None,
     executor: Executor = exec_executor,
     on_assessed: Callable[[Run], None] | None = None,
+    diagnosis: bool = False,
 ) -> Result:
     """Run ``source`` as a submission for ``task_id`` and grade what it did.
+
+    Each check's ``detail`` states the symptom and its evidence; with
+    ``diagnosis=True`` its ``diagnosis`` also names the cause and the fix (for
+    instructors and agents; a learner reaches it through the hints' last step).
+    The score is the same either way.
 
     Raises :class:`~whipnb.tasks.UnknownTaskError` for an unknown task; any
     error in the submission itself is part of the grade, never raised.
     """
-    return grade(
+    result = grade(
         get_task(task_id), source, namespace=namespace, executor=executor, on_assessed=on_assessed
     )
+    return result if diagnosis else result.without_diagnosis()

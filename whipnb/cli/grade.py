@@ -33,7 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from whipnb.cli.arguments import add_db, non_negative_int, pattern, positive
-from whipnb.core.result import STATUSES
+from whipnb.core.result import STATUSES, as_record
 from whipnb.gradebook.exports import atomic_output
 from whipnb.headless.limits import DEFAULT_MEMORY_MB, available_cpus
 
@@ -90,6 +90,12 @@ def register(commands: Any) -> None:
     )
     grade.add_argument("--json", metavar="FILE", help="write the JSON records here")
     grade.add_argument("--csv", metavar="FILE", help="write a CSV summary here")
+    grade.add_argument(
+        "--diagnosis",
+        action="store_true",
+        help="give each check its diagnosis (the cause and the fix, which learners reach "
+        "through the hints' last step) in the --json records",
+    )
     grade.add_argument(
         "--learner-pattern",
         type=pattern,
@@ -202,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
                 markup=False,
             )
             return INTERRUPTED
-    records = [with_duplicates(outcome.record(), duplicates) for outcome in outcomes]
+    records = [
+        with_duplicates(_record(outcome, args.diagnosis), duplicates) for outcome in outcomes
+    ]
     if not args.quiet:
         console.print(score_table(records))
     console.print(summary_table(outcomes, time.monotonic() - started, args.db))
@@ -213,6 +221,14 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(args.csv, records)
     return 0
+
+
+def _record(outcome: Outcome, diagnosis: bool) -> dict[str, Any]:
+    """An outcome's record; with ``diagnosis``, its checks carry their cause and fix."""
+    record = outcome.record()
+    if diagnosis:
+        record["checks"] = as_record(record["path"], outcome.result, diagnosis=True)["checks"]
+    return record
 
 
 class GradingDisplay:

@@ -51,7 +51,7 @@ set -euo pipefail
 cd /autograder/source
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends ca-certificates curl
+apt-get install -y --no-install-recommends ca-certificates curl bubblewrap
 curl -LsSf https://astral.sh/uv/install.sh | env UV_INSTALL_DIR=/usr/local/bin sh
 uv venv --python {python} /autograder/venv
 uv pip install --python /autograder/venv/bin/python --index-url {torch_index} {torch}
@@ -100,6 +100,14 @@ def register(commands: Any) -> None:
         default=DEFAULT_MEMORY_MB,
         help=f"memory per notebook (default {DEFAULT_MEMORY_MB})",
     )
+    bundle.add_argument(
+        "--sandbox",
+        choices=("bwrap", "none"),
+        default="bwrap",
+        help="the kernels' sandbox inside the autograder (default bwrap, which setup.sh "
+        "installs; none where the image allows no user namespaces: Gradescope's container "
+        "then is the only isolation)",
+    )
     for option, default, what in (
         ("--visibility", "visible", "the results and the per-task tests"),
         ("--test-visibility", "visible", "the per-check tests"),
@@ -133,6 +141,7 @@ def run_bundle(args: argparse.Namespace) -> int:
         "points": args.points,
         "timeout_s": args.timeout,
         "memory_mb": args.memory_mb,
+        "sandbox": args.sandbox,
         "visibility": args.visibility,
         "test_visibility": args.test_visibility,
         "stdout_visibility": args.stdout_visibility,
@@ -218,7 +227,12 @@ def grade_for_gradescope(root: Path, config: dict[str, Any]) -> dict[str, Any]:
     from whipnb.gradebook.store import Gradebook, choose
     from whipnb.headless.batch import Batch
     from whipnb.headless.limits import Limits
+    from whipnb.headless.sandbox import BWRAP, unavailable
     from whipnb.headless.submissions import find_notebooks, load_submission
+
+    sandbox = config.get("sandbox", BWRAP)
+    if sandbox == BWRAP and (problem := unavailable()) is not None:
+        return cannot_sandbox(problem)
 
     learner = submitter(root / "submission_metadata.json")
     found = find_notebooks([root / "submission"]) if (root / "submission").is_dir() else []
@@ -228,7 +242,7 @@ def grade_for_gradescope(root: Path, config: dict[str, Any]) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="whipnb-gradescope-") as scratch,
         Gradebook(Path(scratch) / "gradebook.sqlite") as gradebook,
     ):
-        Batch(gradebook, limits, jobs=1, kernels_ahead=0).run(submissions)
+        Batch(gradebook, limits, jobs=1, kernels_ahead=0, sandbox=sandbox).run(submissions)
         gradings = choose(gradebook.gradings())
     results = gradescope_results(
         gradings,
@@ -253,6 +267,16 @@ def submitter(metadata: Path) -> str:
         return str(first.get("email") or first.get("name") or "submission")
     except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
         return "submission"
+
+
+def cannot_sandbox(problem: str) -> dict[str, Any]:
+    """Results that say why nothing was graded: learner code never runs unsandboxed
+    unless the bundle was built with ``--sandbox none``."""
+    message = (
+        f"The autograder could not sandbox the grading kernel ({problem}). Nothing was "
+        "graded; the instructor can rebuild the bundle with --sandbox none."
+    )
+    return {"score": 0.0, "output": message, "tests": [], "visibility": "visible"}
 
 
 def nothing_submitted(points: float) -> dict[str, Any]:

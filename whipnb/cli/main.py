@@ -27,12 +27,22 @@ import sys
 from collections.abc import Sequence
 
 import whipnb.cli.lean_imports  # noqa: F401 - before anything imports nbformat
-from whipnb.cli import export, feedback, grade, gradescope, records, report, similarity, tasks
+from whipnb.cli import (
+    export,
+    feedback,
+    grade,
+    gradescope,
+    records,
+    report,
+    serve,
+    similarity,
+    tasks,
+)
 from whipnb.version import __version__
 
 #: The sub-commands, in the order ``--help`` lists them; each module registers its
 #: parser and runs it (imports that cost time happen inside ``run``).
-COMMANDS = (grade, export, report, feedback, similarity, records, gradescope, tasks)
+COMMANDS = (grade, export, report, feedback, similarity, records, gradescope, tasks, serve)
 
 
 def parser() -> argparse.ArgumentParser:

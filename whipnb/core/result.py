@@ -7,7 +7,8 @@ tools, so its field names never change; new fields may be added.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,11 @@ class Check:
     id: str
     title: str
     passed: bool
+    #: What was measured: the symptom and its evidence, never the fix (learners read it first).
     detail: str
+    #: The cause and the fix, for instructors and agents who ask for it, and for the
+    #: learner's last "show the fix" step (as learntools separates hint() from solution()).
+    diagnosis: str = ""
 
 
 @dataclass
@@ -81,17 +86,39 @@ class Result:
     def passed_all(self) -> bool:
         return bool(self.checks) and all(check.passed for check in self.checks)
 
+    def without_diagnosis(self) -> Result:
+        """The same result with every check's cause-and-fix removed: what a learner
+        sees before asking for the fix, and what the API returns unless asked."""
+        checks = [replace(check, diagnosis="") for check in self.checks]
+        return replace(self, checks=checks)
+
     def to_bundle(self) -> dict[str, Any]:
-        """The JSON object stored under RESULT_MIME (docs/CONTRACTS.md, 2)."""
+        """The JSON object stored under RESULT_MIME (docs/CONTRACTS.md, 2).
+
+        Strict JSON: a NaN or infinite number becomes ``null`` (a float NaN is not
+        JSON, and Jupyter's messaging warns about it); ``nonfinite_metrics`` keeps
+        which metrics they were, so :meth:`from_bundle` restores them.
+        """
         bundle = asdict(self)
         bundle["band"] = self.band
         bundle["checks"] = [asdict(check) for check in self.checks]
-        return json.loads(json.dumps(bundle, default=_jsonable))
+        plain = json.loads(json.dumps(bundle, default=_jsonable))
+        plain["nonfinite_metrics"] = {
+            name: repr(value)
+            for name, value in plain["metrics"].items()
+            if isinstance(value, float) and not math.isfinite(value)
+        }
+        return _finite(plain)
 
     @classmethod
     def from_bundle(cls, bundle: dict[str, Any]) -> Result:
         fields = {key: bundle[key] for key in cls.__dataclass_fields__ if key in bundle}
         fields["checks"] = [Check(**check) for check in bundle.get("checks", [])]
+        fields["losses"] = [math.nan if loss is None else loss for loss in bundle.get("losses", [])]
+        nonfinite = bundle.get("nonfinite_metrics") or {}
+        metrics = dict(bundle.get("metrics", {}))
+        metrics.update({name: float(text) for name, text in nonfinite.items() if name in metrics})
+        fields["metrics"] = metrics
         return cls(**fields)
 
 
@@ -101,6 +128,17 @@ def _jsonable(value: Any) -> Any:
         return float(value)
     except (TypeError, ValueError):
         return repr(value)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``None`` (JSON ``null``)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def failure_result(task_id: str, status: str, message: str, duration_s: float = 0.0) -> Result:
@@ -117,9 +155,15 @@ def failure_result(task_id: str, status: str, message: str, duration_s: float = 
     )
 
 
-def as_record(path: str | Path, result: Result) -> dict[str, Any]:
-    """The JSON record of docs/CONTRACTS.md, 3 (the CLI adds learner and more)."""
+def as_record(path: str | Path, result: Result, diagnosis: bool = False) -> dict[str, Any]:
+    """The JSON record of docs/CONTRACTS.md, 3 (the CLI adds learner and more); each
+    check's ``diagnosis`` (cause and fix) only when asked for."""
     bundle = result.to_bundle()
+    if not diagnosis:
+        bundle["checks"] = [
+            {key: value for key, value in check.items() if key != "diagnosis"}
+            for check in bundle["checks"]
+        ]
     keys = (
         "task",
         "score",

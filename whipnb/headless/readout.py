@@ -152,7 +152,7 @@ def parse_bundle(bundle: Any, task: Task) -> Result:
         score=float(score),
         status=status,
         checks=_checks(bundle.get("checks")),
-        metrics=_metrics(bundle.get("metrics")),
+        metrics=_metrics(bundle.get("metrics"), bundle.get("nonfinite_metrics", {})),
         message=_text(bundle.get("message"), "message"),
         duration_s=_duration(bundle.get("duration_s")),
         version=_text(bundle.get("version"), "version"),
@@ -226,14 +226,23 @@ def _checks(value: Any) -> list[Check]:
                 _text(item.get("title"), "check title"),
                 passed,
                 _text(item.get("detail"), "check detail"),
+                _text(item.get("diagnosis", ""), "check diagnosis"),
             )
         )
     return checks
 
 
-def _metrics(value: Any) -> dict[str, Any]:
+def _metrics(value: Any, nonfinite: Any) -> dict[str, Any]:
+    """The metrics, with those sent as ``null`` restored from ``nonfinite_metrics``
+    (``{"name": "nan"}``), as :meth:`Result.to_bundle` sends NaN and infinities."""
     _require(
         isinstance(value, dict) and len(value) <= MAX_METRICS, "the metrics are not a small object"
+    )
+    _require(
+        isinstance(nonfinite, dict)
+        and len(nonfinite) <= MAX_METRICS
+        and all(isinstance(v, str) and v in JUPYTER_FLOATS for v in nonfinite.values()),
+        "the non-finite metrics are not a small object of 'nan', 'inf' or '-inf'",
     )
     metrics: dict[str, Any] = {}
     for key, item in value.items():
@@ -245,6 +254,9 @@ def _metrics(value: Any) -> dict[str, Any]:
         )
         _require(ok, f"the metric {key[:40]!r} is not a number, flag or short text")
         metrics[key] = item
+    for key, text in nonfinite.items():
+        _require(metrics.get(key, 0.0) is None, f"the metric {key[:40]!r} is not a null to restore")
+        metrics[key] = JUPYTER_FLOATS[text]
     return metrics
 
 

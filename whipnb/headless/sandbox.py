@@ -141,7 +141,7 @@ class Sandbox:
             "--clearenv",
             *(arg for name, value in self.env.items() for arg in ("--setenv", name, value)),
             "--chdir",
-            str(self.work),
+            os.path.realpath(self.work),
             "--",
             *(_drop_to(self.uid) if own_uid else []),
             *argv,

@@ -74,7 +74,13 @@ def plain_bundle(result: Result) -> dict[str, Any]:
         "band": result.band,
         "status": result.status,
         "checks": [
-            {"id": c.id, "title": c.title, "passed": c.passed, "detail": c.detail}
+            {
+                "id": c.id,
+                "title": c.title,
+                "passed": c.passed,
+                "detail": c.detail,
+                "diagnosis": c.diagnosis,
+            }
             for c in result.checks
         ],
         "metrics": {key: _scalar(value) for key, value in result.metrics.items()},

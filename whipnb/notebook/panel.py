@@ -12,6 +12,11 @@ a symbol, the palette is Okabe-Ito (distinct under the common colour-blindnesses
 and badge text is black or white, whichever contrasts more. The HTML keeps
 its meaning when a viewer strips styles (GitHub's preview does): the words,
 marks and tables carry it; the styles only make it quicker to read.
+
+A live run displays the static panel and the widget as two outputs (see
+``magic.show``); :data:`PANEL_STYLE` shows exactly one of them: the widget while
+its model lives, the static panel once it is gone (a reopened notebook, a new
+kernel). The same style turns the loss plot dark in a dark JupyterLab theme.
 """
 
 from __future__ import annotations
@@ -26,7 +31,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from whipnb.core.result import BAND_LABELS, RESULT_MIME, Result
+from whipnb.core.result import (
+    BAND_LABELS,
+    GRADED,
+    INVALID,
+    KERNEL_DIED,
+    MEMORY,
+    RESULT_MIME,
+    TIMEOUT,
+    Check,
+    Result,
+)
 from whipnb.tasks import UnknownTaskError, get_task
 
 #: Okabe-Ito colours per band, best to worst.
@@ -40,6 +55,36 @@ BAND_COLOURS = {
 PASS_COLOUR, FAIL_COLOUR = "#0072B2", "#D55E00"
 PASS_MARK, FAIL_MARK = "✔", "✘"
 PLOT_WIDTH_PX = 600
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: Plot colours, drawn on white (a dark theme inverts the picture, see PANEL_STYLE).
+PLOT_BACKGROUND, PLOT_INK, STEP_LOSS_COLOUR = "#ffffff", "#000000", "#8c8c8c"
+RUNNING_MEAN_COLOUR, NONFINITE_COLOUR = "#0072B2", "#D55E00"
+#: JupyterLab's output areas: one child per output, its rendered data inside.
+_CHILD = ".jp-OutputArea-child"
+_STATIC = f"{_CHILD}:has(.whipnb-static-panel)"
+_LIVE = ".widget-vbox.whipnb-panel"
+_DARK = "body[data-jp-theme-light='false']"
+#: Which of a run's two outputs shows (see the module docstring): the static panel
+#: hides while the live widget follows it; the output right after it (the widget's,
+#: which JupyterLab gives no MIME type attribute) hides while it holds no live panel
+#: (its model gone: "Error displaying widget"). And the plot in a dark theme:
+#: inverted with its hues turned back, white becomes black, black text white, the
+#: blues and oranges stay blue and orange.
+PANEL_STYLE = (
+    "<style>"
+    f"{_STATIC}:has(~ {_CHILD} {_LIVE}){{display:none}}"
+    f"{_STATIC} + {_CHILD}:not(:has({_LIVE})){{display:none}}"
+    f"{_DARK} img.whipnb-plot{{filter:invert(1) hue-rotate(180deg)}}"
+    "</style>"
+)
+#: How each status reads in the header, before its duration.
+STATUS_WORDS = {
+    GRADED: "graded",
+    TIMEOUT: "stopped at the time limit",
+    MEMORY: "stopped: out of memory",
+    KERNEL_DIED: "stopped: the kernel died",
+    INVALID: "not graded",
+}
 #: Theme-aware greys: JupyterLab's variables, with fallbacks for nbconvert pages.
 MUTED_BACKGROUND = "var(--jp-layout-color2, #f2f2f2)"
 TRACK_COLOUR = "var(--jp-layout-color3, #c8c8c8)"
@@ -59,9 +104,30 @@ def format_metric(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
+#: Metric keys as a learner reads them; any other key reads as its words.
+METRIC_LABELS = {
+    "heldout_accuracy": "accuracy on fresh data",
+    "heldout_loss": "loss on fresh data",
+    "heldout_f1": "micro-F1 of the trained model on fresh data (each tag on its own)",
+    "predict_f1": "micro-F1 of your predict() on fresh data",
+    "heldout_bce": "binary cross-entropy on fresh data",
+    "nan_steps": "steps whose loss was NaN or inf",
+    "first_nan_step": "first step with a NaN or inf loss",
+    "nan_weights": "weights that are NaN or inf",
+    "peak_graph_memory_MiB": "most memory held by autograd graphs (MiB)",
+    "leaked_validation_share": "share of validation images copied from training",
+    "frozen_params_in_optimizer": "frozen parameters in the optimizer",
+    "trainable_params_outside_optimizer": "trainable parameters missing from the optimizer",
+    "bugs_fixed": "bugs fixed",
+}
+
+
 def metric_label(name: str) -> str:
-    """``heldout_accuracy`` -> ``held-out accuracy``: metric keys read as words."""
-    return name.replace("heldout", "held-out").replace("_", " ")
+    """``heldout_accuracy`` -> ``accuracy on fresh data``: metric keys read as words."""
+    if name in METRIC_LABELS:
+        return METRIC_LABELS[name]
+    words = name.replace("heldout", "held-out").replace("_", " ")
+    return re.sub(r"\bnan\b", "NaN", re.sub(r"\bf1\b", "F1", words))
 
 
 _TARGET = re.compile(r"^\s*(<=|>=|<|>|≤|≥)\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$")
@@ -196,40 +262,77 @@ def loss_plot_png(losses: Sequence[float], targets: dict[str, str] | None = None
 def _loss_plot_png(
     losses: tuple[float, ...], target_items: tuple[tuple[str, str], ...]
 ) -> bytes | None:
-    targets = dict(target_items)
+    figure = loss_figure(losses, dict(target_items))
+    if figure is None:
+        return None
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", facecolor=PLOT_BACKGROUND)
+    return buffer.getvalue()
+
+
+def loss_figure(losses: Sequence[float], targets: dict[str, str]) -> Any:
+    """The loss plot as a matplotlib ``Figure`` (``None`` without a finite loss).
+
+    The x-axis covers every recorded step, so a run that went NaN and trained on
+    shows how long it did: the NaN/inf steps are shaded, the first one marked.
+    Black ink on white: a dark theme inverts the picture (see PANEL_STYLE)."""
     finite = [(i, loss) for i, loss in enumerate(losses) if math.isfinite(loss)]
     if not finite:
         return None
     from matplotlib.figure import Figure  # Figure, not pyplot: the learner's backend is untouched
 
-    figure = Figure(figsize=(PLOT_WIDTH_PX / 100, 2.7), dpi=100)
+    figure = Figure(figsize=(PLOT_WIDTH_PX / 100, 2.7), dpi=100, facecolor=PLOT_BACKGROUND)
     axes = figure.subplots()
+    axes.set_facecolor(PLOT_BACKGROUND)
     steps, values = zip(*finite, strict=True)
-    axes.plot(steps, values, color="#AAAAAA", linewidth=0.7, label="loss of each step")
+    axes.plot(steps, values, color=STEP_LOSS_COLOUR, linewidth=0.7, label="loss of each step")
     window = max(1, len(values) // 25)
     running = [_mean(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]
-    axes.plot(steps, running, color="#0072B2", linewidth=2.0, label="running mean")
+    axes.plot(steps, running, color=RUNNING_MEAN_COLOUR, linewidth=2.0, label="running mean")
     for label, bound in _loss_targets(targets):
-        axes.axhline(bound, color="#000000", linestyle=":", linewidth=1.2, label=label)
-    bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
-    if bad:
-        label = f"first NaN/inf (step {bad[0]})"
-        axes.axvline(bad[0], color="#D55E00", linestyle="--", linewidth=1.5, label=label)
+        axes.axhline(bound, color=PLOT_INK, linestyle=":", linewidth=1.2, label=label)
+    _mark_nonfinite(axes, losses)
     if min(values) > 0 and max(values) / min(values) > 100:
         axes.set_yscale("log")
-    axes.set_xlabel("training step (one per backward pass)", fontsize=8)
-    axes.set_ylabel("training loss", fontsize=8)
-    axes.tick_params(labelsize=7)
+    axes.set_xlim(0, max(1, len(losses) - 1))
+    axes.set_xlabel("training step (one per backward pass)", fontsize=8, color=PLOT_INK)
+    axes.set_ylabel("training loss", fontsize=8, color=PLOT_INK)
+    axes.tick_params(labelsize=7, colors=PLOT_INK)
     axes.spines[["top", "right"]].set_visible(False)
     # Above the axes, in one row: a legend inside would hide the curve.
     handles = axes.get_legend_handles_labels()[0]
     axes.legend(
-        fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), ncols=len(handles), frameon=False
+        fontsize=7,
+        loc="lower left",
+        bbox_to_anchor=(0, 1),
+        ncols=len(handles),
+        frameon=False,
+        labelcolor=PLOT_INK,
     )
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
+
+
+def _mark_nonfinite(axes: Any, losses: Sequence[float]) -> None:
+    """Shade the steps whose loss was NaN or inf, and mark the first one."""
+    bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+    if not bad:
+        return
+    label = f"first NaN/inf (step {bad[0]})"
+    axes.axvline(bad[0], color=NONFINITE_COLOUR, linestyle="--", linewidth=1.5, label=label)
+    for start, end in _runs(bad):
+        axes.axvspan(start - 0.5, end + 0.5, color=NONFINITE_COLOUR, alpha=0.12, linewidth=0)
+
+
+def _runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive indices as (first, last) ranges: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and index == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
 
 
 def _loss_targets(targets: dict[str, str]) -> list[tuple[str, float]]:
@@ -283,8 +386,9 @@ def loss_summary(losses: Sequence[float]) -> str:
 # ---------------------------------------------------------------- plain text
 
 
-def render_text(result: Result, attempts: Sequence[Result] = ()) -> str:
-    """The panel as plain text: terminals, logs and viewers without HTML."""
+def render_text(result: Result, attempts: Sequence[Result] = (), diagnosis: bool = False) -> str:
+    """The panel as plain text: terminals, logs and viewers without HTML; each
+    failed check's cause and fix too with ``diagnosis``."""
     title = task_title(result.task)
     lines = [
         f"whipnb {result.task}" + (f" · {title}" if title else ""),
@@ -294,6 +398,8 @@ def render_text(result: Result, attempts: Sequence[Result] = ()) -> str:
     ]
     if result.rubric_row:
         lines.append(f"Rubric: {result.rubric_row}")
+    if note := top_band_note(result):
+        lines.append(note)
     if result.tampering:
         lines.append(f"! tampering: {'; '.join(result.tampering)}")
     failed = [c for c in result.checks if not c.passed]
@@ -304,7 +410,10 @@ def render_text(result: Result, attempts: Sequence[Result] = ()) -> str:
     ):
         if group:
             lines.append(f"{heading} ({len(group)}):")
-            lines.extend(f"  {mark} {c.title}\n      {c.detail}" for c in group)
+            for check in group:
+                lines.append(f"  {mark} {check.title}\n      {check.detail}")
+                if diagnosis and check.diagnosis and not check.passed:
+                    lines.append(f"      Fix: {check.diagnosis}")
     rows = target_rows(result)
     if rows:
         lines.append("Targets:")
@@ -328,7 +437,19 @@ def _text_bar(score: float, width: int = 20) -> str:
 
 
 def _status_text(result: Result) -> str:
-    return f"{result.status} in {result.duration_s:.1f} s"
+    words = STATUS_WORDS.get(result.status, result.status)
+    return f"{words} {'in' if result.status == GRADED else 'after'} {result.duration_s:.1f} s"
+
+
+def top_band_note(result: Result) -> str:
+    """What would still raise a score whose checks all pass (no word would leave a
+    learner at 0.970 wondering what is wrong)."""
+    if not result.passed_all or result.score >= 1.0:
+        return ""
+    return (
+        "Every check passes: nothing is left to fix. Within this band the score grows "
+        "with how far the measurements on fresh data beat their targets (see Targets)."
+    )
 
 
 # ---------------------------------------------------------------- HTML sections
@@ -369,7 +490,14 @@ def render_header_html(result: Result, attempt: int = 0) -> str:
         f"<div class='whipnb-message' style='font-size:1.1em;font-weight:600;margin:4px 0'>"
         f"{html.escape(result.message)}</div>"
         f"<div style='{MUTED}'>{' · '.join(p for p in (summary, rubric) if p)}</div>"
-        f"{tampering}</div>"
+        f"{_note_html(result)}{tampering}</div>"
+    )
+
+
+def _note_html(result: Result) -> str:
+    note = top_band_note(result)
+    return (
+        f"<div class='whipnb-note' style='margin-top:2px'>{html.escape(note)}</div>" if note else ""
     )
 
 
@@ -391,8 +519,9 @@ def _score_bar(score: float, colour: str) -> str:
     )
 
 
-def render_checks_html(result: Result) -> str:
-    """Failed checks first (what to fix next), then the ones that already pass."""
+def render_checks_html(result: Result, diagnosis: bool = False) -> str:
+    """Failed checks first (what to fix next), then the ones that already pass;
+    with ``diagnosis``, each failed check's cause and fix under its evidence."""
     failed = [c for c in result.checks if not c.passed]
     passed = [c for c in result.checks if c.passed]
     sections = []
@@ -402,7 +531,8 @@ def render_checks_html(result: Result) -> str:
         rows = "".join(
             f"<tr class='whipnb-check'><td style='{CELL};width:1%'>{check_badge(c.passed)}</td>"
             f"<td style='{CELL}'><b>{html.escape(c.title)}</b><br>"
-            f"<span style='{MUTED}'>{html.escape(c.detail)}</span></td></tr>"
+            f"<span style='{MUTED}'>{html.escape(c.detail)}</span>"
+            f"{_diagnosis_html(c) if diagnosis else ''}</td></tr>"
             for c in group
         )
         sections.append(
@@ -411,6 +541,12 @@ def render_checks_html(result: Result) -> str:
             f"{rows}</table>"
         )
     return "".join(sections)
+
+
+def _diagnosis_html(check: Check) -> str:
+    if check.passed or not check.diagnosis:
+        return ""
+    return f"<div class='whipnb-diagnosis'><b>Fix:</b> {html.escape(check.diagnosis)}</div>"
 
 
 def render_metrics_html(result: Result) -> str:
@@ -487,28 +623,63 @@ def render_attempts_html(attempts: Sequence[Result]) -> str:
     )
 
 
-def render_hints_html(hints: Sequence[str]) -> str:
+FIX_STEP = "Show the fix"
+NOTHING_TO_FIX = "Every check passes: there is nothing left to fix."
+NO_DIAGNOSIS = "The findings above name what is still wrong, and the hints how to fix it."
+
+
+def fix_items(result: Result) -> list[tuple[str, str]]:
+    """The hints' last step: (finding, cause and fix) for every failed check that
+    has a diagnosis."""
+    return [(c.title, c.diagnosis) for c in result.checks if not c.passed and c.diagnosis]
+
+
+def render_fix_html(result: Result) -> str:
+    items = fix_items(result)
+    if not items:
+        text = NO_DIAGNOSIS if any(not c.passed for c in result.checks) else NOTHING_TO_FIX
+        return f"<div class='whipnb-fix'>{html.escape(text)}</div>"
+    rows = "".join(
+        f"<li><b>{html.escape(title)}</b>: {html.escape(diagnosis)}</li>"
+        for title, diagnosis in items
+    )
+    return f"<ul class='whipnb-fix' style='margin:4px 0;padding-left:1.5em'>{rows}</ul>"
+
+
+def render_hints_html(hints: Sequence[str], result: Result | None = None) -> str:
     """Static hints for viewers without widgets: nested ``<details>``, so each
-    opens the next one only (one more per click, never all at once)."""
+    opens the next one only (one more per click, never all at once), the fix
+    (from ``result``'s failed checks) last."""
+    steps = [html.escape(hint) for hint in hints]
+    labels = [f"Hint {number} of {len(hints)}" for number in range(1, len(hints) + 1)]
+    if result is not None and result.checks:
+        steps.append(render_fix_html(result))
+        labels.append(FIX_STEP)
     nested = ""
-    for number in range(len(hints), 0, -1):
+    for label, step in reversed(list(zip(labels, steps, strict=True))):
         nested = (
             f"<details class='whipnb-static-hint'><summary style='cursor:pointer'>"
-            f"Hint {number} of {len(hints)}</summary><div style='margin-left:1em'>"
-            f"{html.escape(hints[number - 1])}{nested}</div></details>"
+            f"{label}</summary><div style='margin-left:1em'>{step}{nested}</div></details>"
         )
     return nested
 
 
-def render_html(result: Result, attempts: Sequence[Result] = (), hints: Sequence[str] = ()) -> str:
-    """The whole panel as static HTML, hints folded away."""
+def render_html(
+    result: Result,
+    attempts: Sequence[Result] = (),
+    hints: Sequence[str] = (),
+    diagnosis: bool = False,
+) -> str:
+    """The whole panel as static HTML, hints and the fix folded away (the fix shown
+    with each finding too when ``diagnosis`` is asked for)."""
     return (
-        "<div class='whipnb-panel' style='max-width:860px'>"
+        PANEL_STYLE
+        + "<div class='whipnb-panel whipnb-static-panel' style='max-width:860px'>"
         + render_header_html(result, len(attempts))
-        + render_checks_html(result)
+        + render_checks_html(result, diagnosis)
         + render_metrics_html(result)
         + render_plot_html(result)
-        + render_hints_html(hints)
+        + render_hints_html(hints, result)
         + render_attempts_html(attempts)
         + "</div>"
     )
@@ -517,23 +688,25 @@ def render_html(result: Result, attempts: Sequence[Result] = (), hints: Sequence
 # ---------------------------------------------------------------- widget
 
 
-def build_widget(result: Result, hints: Sequence[str], attempts: Sequence[Result]):
-    """The live panel: the same sections as the HTML, with a hint button."""
+def build_widget(
+    result: Result,
+    hints: Sequence[str],
+    attempts: Sequence[Result],
+    revealed_hints: dict[str, int] | None = None,
+):
+    """The live panel: the same sections as the HTML, with a hint button whose last
+    step shows the fix. ``revealed_hints``: the session's counts, so a re-run keeps
+    the hints already asked for."""
     import ipywidgets as widgets
 
     sections = [
-        html_widget(render_header_html(result, len(attempts))),
+        html_widget(PANEL_STYLE + render_header_html(result, len(attempts))),
         html_widget(render_checks_html(result) + render_metrics_html(result)),
     ]
-    png = loss_plot_png(result.losses, result.targets)
-    if png is not None:
-        size = widgets.Layout(width=f"{PLOT_WIDTH_PX}px", max_width="100%")
-        plot = widgets.Image(value=png, format="png", layout=size)
-        plot.add_class("whipnb-plot")
-        sections.append(plot)
-    elif result.checks:
-        sections.append(html_widget(render_plot_html(result)))
-    hint_box = HintBox(hints, remember_as=result.task)
+    plot = render_plot_html(result)
+    if plot:
+        sections.append(html_widget(plot))
+    hint_box = HintBox(hints, render_fix_html(result), result.task, revealed_hints)
     sections += [hint_box.widget, html_widget(render_attempts_html(attempts))]
     panel = widgets.VBox(sections, layout=widgets.Layout(max_width="860px", padding="2px"))
     panel.add_class("whipnb-panel")
@@ -547,21 +720,26 @@ def html_widget(markup: str):
     return widgets.HTML(f"<div style='line-height:1.4'>{markup}</div>")
 
 
-#: How many hints each task has revealed in this kernel, so a re-run's panel keeps
-#: the hints the learner already asked for instead of hiding them again.
-REVEALED_HINTS: dict[str, int] = {}
-
-
 class HintBox:
-    """Progressive hints: each click reveals exactly one more. With ``remember_as``,
-    the count survives into the next panel of the same task."""
+    """Progressive hints: each click reveals exactly one more, and one click past the
+    last hint shows the fix (``fix_html``, when given). With ``memory``, the count
+    is kept there under ``key`` and survives into the next panel of the same task."""
 
-    def __init__(self, hints: Sequence[str], remember_as: str = "") -> None:
+    def __init__(
+        self,
+        hints: Sequence[str],
+        fix_html: str = "",
+        key: str = "",
+        memory: dict[str, int] | None = None,
+    ) -> None:
         import ipywidgets as widgets
 
         self.hints = list(hints)
-        self.key = remember_as
-        self.shown = min(REVEALED_HINTS.get(self.key, 0), len(self.hints)) if self.key else 0
+        self.fix_html = fix_html
+        self.key = key
+        self.memory = memory if memory is not None else {}
+        self.steps = len(self.hints) + bool(fix_html)
+        self.shown = min(self.memory.get(key, 0), self.steps)
         self.button = widgets.Button(icon="lightbulb", layout=widgets.Layout(width="auto"))
         self.button.add_class("whipnb-hint-button")
         self.text = widgets.HTML("")
@@ -572,45 +750,63 @@ class HintBox:
         )
         self._show()
 
+    @property
+    def fix_shown(self) -> bool:
+        return bool(self.fix_html) and self.shown > len(self.hints)
+
     def reveal(self) -> None:
-        self.shown = min(self.shown + 1, len(self.hints))
-        if self.key:
-            REVEALED_HINTS[self.key] = self.shown
+        self.shown = min(self.shown + 1, self.steps)
+        self.memory[self.key] = max(self.memory.get(self.key, 0), self.shown)
         self._show()
 
     def _show(self) -> None:
         items = "".join(
             f"<li class='whipnb-hint'>{html.escape(hint)}</li>" for hint in self.hints[: self.shown]
         )
-        self.text.value = (
+        listing = (
             "<ol class='whipnb-hint-list' style='margin:4px 0;padding-left:2em;line-height:1.4'>"
             f"{items}</ol>"
             if items
             else ""
         )
+        fix = (
+            f"<div class='whipnb-fix-step' style='line-height:1.4'><b>The fix</b>{self.fix_html}"
+            "</div>"
+            if self.fix_shown
+            else ""
+        )
+        self.text.value = listing + fix
+        self.button.description, self.button.disabled = self._button_state()
+
+    def _button_state(self) -> tuple[str, bool]:
         remaining = len(self.hints) - self.shown
-        if not self.hints:
-            self.button.description = "No hints for this task"
-        elif remaining == 0:
-            self.button.description = f"All {len(self.hints)} hints shown"
-        elif self.shown == 0:
-            self.button.description = f"Show a hint ({remaining} available)"
-        else:
-            self.button.description = f"Show another hint ({remaining} left)"
-        self.button.disabled = remaining == 0
+        if not self.steps:
+            return "No hints for this task", True
+        if remaining > 0:
+            if self.shown == 0:
+                return f"Show a hint ({remaining} available)", False
+            return f"Show another hint ({remaining} left)", False
+        if self.fix_html and not self.fix_shown:
+            return FIX_STEP, False
+        if self.fix_html:
+            return "The fix is shown", True
+        return f"All {len(self.hints)} hints shown", True
 
 
 # ---------------------------------------------------------------- display data
 
 
 def mime_bundle(
-    result: Result, attempts: Sequence[Result] = (), hints: Sequence[str] | None = None
+    result: Result,
+    attempts: Sequence[Result] = (),
+    hints: Sequence[str] | None = None,
+    diagnosis: bool = False,
 ) -> dict[str, Any]:
     """The display data of a graded run: the result bundle plus its readable forms.
     ``hints`` default to the task's own."""
     shown_hints = task_hints(result.task) if hints is None else hints
     return {
         RESULT_MIME: result.to_bundle(),
-        "text/html": render_html(result, attempts, shown_hints),
-        "text/plain": render_text(result, attempts),
+        "text/html": render_html(result, attempts, shown_hints, diagnosis),
+        "text/plain": render_text(result, attempts, diagnosis),
     }

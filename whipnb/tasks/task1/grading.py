@@ -245,13 +245,25 @@ def _gradient_check(run: Run, ok: bool, by_hand: bool, trend: LossTrend) -> Chec
     if ok:
         return Check("gradients", title, True, f"all {len(steps)} steps applied fresh gradients")
     if empty:
+        moved = "never moved" if len(empty) == len(steps) else "did not move on those steps"
         detail = (
-            f"{len(empty)} of {len(steps)} steps found no gradient, so the weights never "
-            f"moved: {_why_empty(empty, run)}"
+            f"{len(empty)} of {len(steps)} steps found no gradient: the weights {moved} in "
+            f"{len(steps)} steps"
         )
-    else:
-        detail = f"{stale} of {len(steps)} steps applied gradients from an earlier batch"
-    return Check("gradients", title, False, detail)
+        return Check("gradients", title, False, detail, _why_empty(empty, run) + ORDER_FIX)
+    detail = f"{stale} of {len(steps)} steps applied gradients from an earlier batch"
+    diagnosis = (
+        "gradients add up from batch to batch until they are cleared: call "
+        "optimizer.zero_grad() once per batch, before loss.backward()"
+    )
+    return Check("gradients", title, False, detail, diagnosis)
+
+
+#: How the gradient finding's diagnosis ends: the fix, as the seed's third hint puts it.
+ORDER_FIX = (
+    ". The order that works: optimizer.zero_grad() -> forward -> loss -> loss.backward() "
+    "-> optimizer.step()"
+)
 
 
 def _why_empty(empty: list[StepEvent], run: Run) -> str:
@@ -288,13 +300,8 @@ def _learning_rate_check(run: Run, gradients_ok: bool, ok: bool, trend) -> Check
     if not lrs:
         return Check("learning_rate", title, ok, _unstepped_rate(ok, trend))
     if not gradients_ok:
-        verdict = "looks sensible" if ok else "looks far too high or too low"
-        return Check(
-            "learning_rate",
-            title,
-            ok,
-            f"lr={shown} {verdict}, but it cannot be confirmed until the steps see gradients",
-        )
+        detail = f"lr={shown}: cannot be tried out yet, no step has applied a gradient"
+        return Check("learning_rate", title, ok, detail, "" if ok else _rate_diagnosis(lrs))
     if not trend.finite:
         detail = f"lr={shown}: the loss became non-finite at step {trend.first_nonfinite}"
     elif trend.spiked:
@@ -306,7 +313,22 @@ def _learning_rate_check(run: Run, gradients_ok: bool, ok: bool, trend) -> Check
         detail = f"lr={shown}: training is unsteady or too slow to make progress"
     else:
         detail = f"lr={shown}: no spikes, the loss falls steadily"
-    return Check("learning_rate", title, ok, detail)
+    return Check("learning_rate", title, ok, detail, "" if ok else _rate_diagnosis(lrs))
+
+
+def _rate_diagnosis(lrs: list[float]) -> str:
+    """The cause and the fix of a learning rate that does not train."""
+    high = any(lr > PLAUSIBLE_LR[1] for lr in lrs)
+    if high:
+        return (
+            f"lr={max(lrs):g} is far too high for SGD on this model: each step overshoots, "
+            "so once the steps see gradients the loss explodes. A learning rate like 0.01 "
+            "trains smoothly"
+        )
+    return (
+        "the learning rate is too low (or the training too short) to make progress: "
+        "a learning rate like 0.01 for SGD trains within the script's 20 epochs"
+    )
 
 
 def _unstepped_rate(ok: bool, trend: LossTrend) -> str:

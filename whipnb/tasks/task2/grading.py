@@ -208,13 +208,22 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
     logit = _logit_before(drill, first_nan, len(losses))
     float32_sigmoid = drill.sigmoid_dtypes == ["float32"]
     saturating = float32_sigmoid and "log(1 - pred)" in drill.zero_logs
+    cause = ""
+    if logit is not None and logit >= SATURATION_LOGIT:
+        detail += f"; just before it, the largest logit had reached {logit:.1f}"
     if saturating and logit is not None and logit >= SATURATION_LOGIT:
-        detail += (
-            f". Just before it, the largest logit had reached {logit:.1f}: in float32 "
-            f"sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = -inf and "
-            "0 * -inf = NaN"
+        cause = (
+            f"In float32 sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = -inf "
+            "and 0 * -inf = NaN. "
         )
-    return Check("finite_loss", title, False, f"{detail}. {_why(drill)}".strip())
+    return Check("finite_loss", title, False, detail, f"{cause}{_why(drill)} {LOG_FIX}".strip())
+
+
+#: How a NaN finding's diagnosis ends: the fixes the hints lead to.
+LOG_FIX = (
+    "Keep pred inside (0, 1) before both logs, torch.clamp(pred, 1e-7, 1 - 1e-7), or let "
+    "PyTorch do it: F.binary_cross_entropy_with_logits(logits, targets)."
+)
 
 
 def _logit_before(drill: DrillReport, index: int, count: int) -> float | None:
@@ -324,10 +333,10 @@ def _drill_check(drill: DrillReport, first_nan: int | None, backpropagated: bool
             True,
             f"{setup}, your loss stayed finite (e.g. {drill.tested[0]:.3g})",
         )
-    detail = f"{setup}, your loss returned {drill.tested[drill.first_failure or 0]}. {_why(drill)}"
+    detail = f"{setup}, your loss returned {drill.tested[drill.first_failure or 0]}"
     if first_nan is None:
-        detail += " " + _not_reached(drill)
-    return Check("saturation", title, False, detail.strip())
+        detail += ". " + _not_reached(drill)
+    return Check("saturation", title, False, detail.strip(), f"{_why(drill)} {LOG_FIX}".strip())
 
 
 def _not_reached(drill: DrillReport) -> str:

@@ -267,12 +267,14 @@ def _graph_check(report: GraphReport, ok: bool, trained: bool) -> Check:
     )
     detail = (
         f"{moment}, the graphs of {report.piled_graphs} earlier passes that never reached "
-        "backward() were still alive, "
-        f"holding {mib(report.piled_bytes)}: a value computed with gradients (a loss) is kept "
-        "from batch to batch with its whole graph. Keep loss.item(), or the tensor that "
-        "loss.detach() returns (detach() does not change loss itself)"
+        f"backward() were still alive, holding {mib(report.piled_bytes)}"
     )
-    return Check("graphs", title, False, detail)
+    diagnosis = (
+        "a value computed with gradients (a loss) is kept from batch to batch with its whole "
+        "graph. Keep loss.item(), or the tensor that loss.detach() returns (detach() does not "
+        "change loss itself); evaluation without gradients needs torch.no_grad()"
+    )
+    return Check("graphs", title, False, detail, diagnosis)
 
 
 def _leak_check(
@@ -302,13 +304,17 @@ def _leak_check(
             f"are copies of images the model trained on, {leak.identical} of them identical "
             f"({correlation}): the model was trained on validation images themselves"
         )
+        diagnosis = "train on the training split only; the validation images must stay unseen"
     else:
         detail = (
             f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
-            f"are augmented copies of images the model trained on ({correlation}): the split "
-            "was made after augmenting"
+            f"are augmented copies of images the model trained on ({correlation})"
         )
-    return Check("leakage", title, False, detail + accuracies)
+        diagnosis = (
+            "the split was made after augmenting, so copies of one image sit on both sides of "
+            "it. Split the original images first, then augment the training part only"
+        )
+    return Check("leakage", title, False, detail + accuracies, diagnosis)
 
 
 def _leak_summary(leak: Overlap) -> str:

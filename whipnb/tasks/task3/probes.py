@@ -22,7 +22,10 @@ older than the previous forward pass: a loop that keeps no graph has none.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +37,26 @@ MIB = 2**20
 
 class MemoryBudgetExceeded(torch.OutOfMemoryError):
     """Raised inside a forward pass when autograd graphs would hold more than the budget."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of the traceback: like a GPU's out-of-memory error,
+        the message and the script's own lines that led to it, not the hundred frames of
+        torch's internals and of the budget's hook that raised it."""
+        frames = [f for f in traceback.extract_tb(self.__traceback__) if _scripts(f.filename)]
+        heading = "Traceback (most recent call last; the script's own lines):\n"
+        return [heading, *traceback.format_list(frames), f"{type(self).__name__}: {self}"]
+
+
+#: Where library code lives: frames from here are not the learner's script.
+_LIBRARIES = tuple(
+    {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(torch.__file__).parent)}
+    | {str(Path(__file__).parents[2])}  # whipnb itself, wherever it is installed
+)
+
+
+def _scripts(filename: str) -> bool:
+    """A frame of the learner's script (a notebook cell, the submission), not a library's."""
+    return not filename.startswith(_LIBRARIES) and not filename.startswith("<frozen")
 
 
 def mib(n_bytes: float) -> str:

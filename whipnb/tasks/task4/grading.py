@@ -264,23 +264,25 @@ def loss_check(run: Run, probe: LossKindProbe, fixed: bool, evaluation: ModelEva
         return Check("loss", title, True, f"{share} losses were {binary_loss_name(probe.nodes)}")
     if probe.kinds.count(SOFTMAX):
         softmax = probe.kinds.count(SOFTMAX)
-        detail = (
-            f"{softmax} of {total} losses applied {softmax_loss_name(probe.nodes)}"
-            ": the tags compete for one unit of probability, so the model cannot say "
-            "'no tag' or 'three tags', and untagged samples give no gradient at all"
-        )
+        detail = f"{softmax} of {total} losses made the 8 tags compete in one softmax"
         if evaluation.ok:
             detail += (
-                f". Even read with sigmoid > 0.5 it predicts {evaluation.tags_per_sample:.2f} "
-                f"tags per sample (micro-F1 {evaluation.f1:.3f})"
+                f"; even with every tag read on its own, the model predicts "
+                f"{evaluation.tags_per_sample:.2f} tags per sample (micro-F1 {evaluation.f1:.3f})"
             )
-    else:
-        detail = (
-            f"only {share} losses were a per-tag binary cross-entropy (a sigmoid and its "
-            "log-likelihood for every tag); a loss without one does not train the scores "
-            "to be read as probabilities"
+        diagnosis = (
+            f"the loss is {softmax_loss_name(probe.nodes)}: the tags compete for one unit of "
+            "probability, so the model cannot say 'no tag' or 'three tags', and untagged "
+            "samples give no gradient at all. Use nn.BCEWithLogitsLoss() on the logits, with "
+            "float multi-hot targets: one yes/no question per tag"
         )
-    return Check("loss", title, False, detail)
+        return Check("loss", title, False, detail, diagnosis)
+    detail = f"only {share} losses were a per-tag binary cross-entropy"
+    diagnosis = (
+        "a loss without a sigmoid and its log-likelihood for every tag does not train the "
+        "scores to be read as probabilities: use nn.BCEWithLogitsLoss() on the logits"
+    )
+    return Check("loss", title, False, detail, diagnosis)
 
 
 def binary_loss_name(nodes: set[str]) -> str:
@@ -313,7 +315,7 @@ def softmax_loss_name(nodes: set[str]) -> str:
 
 
 def rule_check(rule: RuleEvaluation, tags: torch.Tensor) -> Check:
-    title = "predict() decides each tag on its own (sigmoid > 0.5)"
+    title = "predict() decides each tag on its own"
     if not rule.ok:
         return Check("predict", title, False, rule.error)
     if not rule.binary:
@@ -336,27 +338,35 @@ def rule_check(rule: RuleEvaluation, tags: torch.Tensor) -> Check:
         several = float((tags.sum(1) >= 2).float().mean())
         untagged = float((tags.sum(1) == 0).float().mean())
         detail = (
-            f"{rule.where}: never more than one tag per sample (argmax, or a softmax "
-            f"probability, which cannot pass 0.5 for two tags at once), but {several:.0%} of "
-            f"the samples carry two tags or more and {untagged:.0%} carry none; micro-F1 "
+            f"{rule.where}: never more than one tag per sample, but {several:.0%} of the "
+            f"samples carry two tags or more and {untagged:.0%} carry none; micro-F1 "
             f"{rule.f1:.3f}"
+        )
+        diagnosis = (
+            "argmax (or a softmax probability, which cannot pass 0.5 for two tags at once) "
+            f"picks one tag per sample. {PREDICT_FIX}"
         )
     else:
         detail = (
-            f"{rule.where}: agrees with sigmoid > 0.5 on only {rule.agreement:.1%} of the tag "
-            f"decisions (at least {AGREEMENT_NEEDED:.0%} needed), {counts}, micro-F1 "
+            f"{rule.where}: agrees with a per-tag decision on only {rule.agreement:.1%} of the "
+            f"tag decisions (at least {AGREEMENT_NEEDED:.0%} needed), {counts}, micro-F1 "
             f"{rule.f1:.3f}"
         )
-    return Check("predict", title, False, detail)
+        diagnosis = f"the decision rule differs from sigmoid > 0.5. {PREDICT_FIX}"
+    return Check("predict", title, False, detail, diagnosis)
+
+
+#: How a prediction finding's diagnosis ends: the rule the hints lead to.
+PREDICT_FIX = "Decide each tag on its own: (torch.sigmoid(logits) > 0.5).float()"
 
 
 def f1_detail(evaluation: ModelEvaluation, tags: torch.Tensor) -> str:
     if not evaluation.ok:
         return evaluation.error
-    rule = "outputs > 0.5" if evaluation.outputs_are_probabilities else "sigmoid(logits) > 0.5"
+    scores = "probabilities" if evaluation.outputs_are_probabilities else "scores"
     return (
-        f"held-out micro-F1 {evaluation.f1:.4f}: the trained model read with {rule} on "
-        f"{len(tags):,} samples the grader drew itself"
+        f"held-out micro-F1 {evaluation.f1:.4f}: the trained model's {scores}, each tag read "
+        f"on its own, on {len(tags):,} samples the grader drew itself"
     )
 
 
@@ -364,9 +374,18 @@ def improvement_check(windows: list[float]) -> Check:
     title = "Training shows improvement"
     if len(windows) < 2:
         return Check("improves", title, False, "too few losses were backpropagated to tell")
-    improved = windows[-1] < 0.8 * windows[0]
-    detail = f"mean step loss from {windows[0]:.3g} (start) to {windows[-1]:.3g} (end)"
+    improved = windows[-1] < IMPROVEMENT * windows[0]
+    fell = 1 - windows[-1] / windows[0] if windows[0] else 0.0
+    detail = (
+        f"mean step loss from {windows[0]:.3g} (start) to {windows[-1]:.3g} (end): "
+        f"{'down' if fell >= 0 else 'up'} {abs(fell):.0%}, where a fall of at least "
+        f"{1 - IMPROVEMENT:.0%} counts as improvement"
+    )
     return Check("improves", title, improved, detail)
+
+
+#: Training improves when its last window of losses is below this share of its first.
+IMPROVEMENT = 0.8
 
 
 def crash_reason(run: Run) -> str:

@@ -51,6 +51,14 @@ BUGS = (
     ("labels", "The loss gets class indices, not one-hot rows", "label encoding"),
     ("batch", "Single validation images get a batch dimension", "batch dimension"),
 )
+#: What a finding says of a bug the run never got to (the notebook says the bugs show
+#: up one after another: the grader's own try-out of it is the diagnosis).
+NOT_REACHED = {
+    "layout": "no training batch reached the network's first convolution",
+    "size": "no training batch got as far as the fc layer",
+    "labels": "the loss never ran",
+    "batch": "validation never ran the model",
+}
 #: The row for a given number of fixed bugs when the top rows are out of reach
 #: (four fixes in a run that still raised count as three).
 COUNT_ROWS = ("none_fixed", "one_fixed", "two_fixed", "three_fixed", "three_fixed")
@@ -123,9 +131,9 @@ class Task6Grader(Grader):
         return Facts(record, train_calls, val_calls, bugs)
 
     def checks(self, graded: Graded) -> list[Check]:
-        bugs = graded.facts.bugs
+        bugs, reached = graded.facts.bugs, _reached(graded)
         return [
-            *(Check(key, title, bugs[key].fixed, bugs[key].detail) for key, title, _ in BUGS),
+            *(_bug_check(key, title, bugs[key], reached[key]) for key, title, _ in BUGS),
             _accuracy_check(graded.evaluation),
         ]
 
@@ -167,20 +175,40 @@ def _progress(graded: Graded) -> float:
     return sum(stages) / len(stages)
 
 
+def _reached(graded: Graded) -> dict[str, bool]:
+    """Which bugs the run got far enough to meet, in the order the pipeline meets them."""
+    facts, run = graded.facts, graded.run
+    return {
+        "layout": feed(facts.train_calls, "training") is not None,
+        "size": any(c.linear_input is not None or c.output_shape for c in facts.train_calls),
+        "labels": bool(facts.record.losses or run.evidence.losses),
+        "batch": bool(facts.val_calls),
+    }
+
+
+def _bug_check(key: str, title: str, verdict: BugVerdict, reached: bool) -> Check:
+    """A bug's finding; one the script has not reached yet is not spelled out (the grader's
+    own try-out of it is the diagnosis)."""
+    if verdict.fixed or (reached and verdict.tested):
+        return Check(key, title, verdict.fixed, verdict.detail)
+    return Check(key, title, False, f"not reached yet: {NOT_REACHED[key]}", verdict.detail)
+
+
 def _partial_message(graded: Graded) -> str:
-    run, facts = graded.run, graded.facts
+    """How many are fixed and which the run has met; the error itself is in the
+    traceback and the first finding, not repeated here."""
+    facts, reached = graded.facts, _reached(graded)
     if facts.fixed == 4:
-        return f"All four bugs look fixed, but the script still raised {run.error_text}."
-    bugs = facts.bugs
-    left = [name for key, _, name in BUGS if bugs[key].tested and not bugs[key].fixed]
-    untested = [name for key, _, name in BUGS if not bugs[key].tested]
-    stop = f" The script stopped with {run.error_text}." if run.crashed else ""
-    message = f"{facts.fixed} of 4 bugs fixed.{stop}"
-    if left:
-        message += f" Still to fix: {', '.join(left)}."
-    if untested:
-        message += f" Not reached yet, so untested: {', '.join(untested)}."
-    return message
+        return "All four bugs look fixed, but the script still stops at an error."
+    open_bugs = [(key, name) for key, _, name in BUGS if not facts.bugs[key].fixed]
+    met = [name for key, name in open_bugs if reached[key] and facts.bugs[key].tested]
+    ahead = len(open_bugs) - len(met)
+    stop = " The script stops at an error (the traceback above)." if graded.run.crashed else ""
+    parts = [f"still to fix: {', '.join(met)}"] if met else []
+    if ahead:
+        parts.append(f"{ahead} more the script has not reached yet")
+    left = "; ".join(parts)
+    return f"{facts.fixed} of 4 bugs fixed.{stop} {left[:1].upper()}{left[1:]}.".rstrip(" .") + "."
 
 
 def _top_row(accuracy: float | None, honest: bool) -> Verdict:
