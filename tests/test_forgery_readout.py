@@ -5,7 +5,9 @@ support are voided.  Fast: no kernel, no measuring process."""
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -67,6 +69,44 @@ def test_a_genuine_bundle_parses_with_jupyter_non_finite_losses():
     result = parse_bundle(bundle(), TASK)
     assert result.score == 0.15 and result.rubric_row == NONE_FIXED
     assert result.losses[:2] == [6.7, 6.6] and all(x != x for x in result.losses[2:])
+
+
+def test_main_s_bundle_null_metrics_and_diagnosis_read_out_as_the_record_has_them():
+    """The read-out cell shows ``Result.to_bundle`` (NaN as null, named in
+    ``nonfinite_metrics``; each check's diagnosis); the record is written by hand.
+    Both must parse to the same result, or an honest run with a NaN loss is void."""
+    kernel = parse_bundle(bundle(), TASK)
+    kernel.metrics["heldout_loss"] = float("nan")
+    kernel.metrics["learning_rate"] = float("inf")
+    kernel.checks[0] = replace(kernel.checks[0], diagnosis="call zero_grad() first")
+    shown = kernel.to_bundle()
+    assert shown["metrics"]["heldout_loss"] is None and shown["nonfinite_metrics"] == {
+        "heldout_loss": "nan",
+        "learning_rate": "inf",
+    }
+    read_out = parse_bundle(shown, TASK)
+    recorded = parse_bundle(json.loads(plain_json(plain_bundle(kernel))), TASK)
+    assert read_out.checks[0].diagnosis == "call zero_grad() first" == recorded.checks[0].diagnosis
+    assert (
+        math.isnan(read_out.metrics["heldout_loss"]) and read_out.metrics["learning_rate"] > 1e308
+    )
+    claim = ExportRecord(recorded, 0, (4000, 2), "")
+    result = decide(TASK, read_out, claim, UNTRAINED)
+    assert result.tampering == [] and result.checks[0].diagnosis == "call zero_grad() first"
+
+
+@pytest.mark.parametrize(
+    "nonfinite",
+    [{"heldout_loss": "lots"}, {"heldout_accuracy": "nan"}, ["heldout_loss"], {"absent": "inf"}],
+)
+def test_nonfinite_metrics_only_restore_nulls(nonfinite):
+    with pytest.raises(ReadoutError, match="non-finite metrics|not a null to restore"):
+        parse_bundle(
+            bundle(
+                metrics={"heldout_accuracy": 0.2, "heldout_loss": None}, nonfinite_metrics=nonfinite
+            ),
+            TASK,
+        )
 
 
 def _write_record(folder, text: str) -> None:
@@ -133,3 +173,41 @@ def test_metrics_other_than_the_graphs_are_void():
     assert (
         "reports heldout_accuracy 0.9500, but the exported model measures 0.1640" in result.message
     )
+
+
+TASK5 = get_task("task5")
+
+
+def _task5_claim(losses: list[float]) -> ExportRecord:
+    """A task-5 "Bug fixed, held-out accuracy target not met" claim at its row's bottom."""
+    row = TASK5.row("fixed_short")
+    claim = bundle(
+        task="task5",
+        score=row.score(0.0),
+        rubric_row=row.condition,
+        metrics={"heldout_accuracy": 0.80, "heldout_loss": 3.0},
+        losses=losses,
+    )
+    return ExportRecord(parse_bundle(claim, TASK5), 0, (4000, 32), "")
+
+
+def test_task5_losses_that_miss_a_trained_head_are_a_finding_not_a_void():
+    """A head measured at 0.80 on both sets (no untrained head reaches 0.70) was trained:
+    training losses near 0.05 against a raw held-out loss of 3.0 come from readings
+    transformed outside the model; the row stands, the finding says so."""
+    claim = _task5_claim([1.0, 0.5] + [0.05] * 20)
+    trained = Measured({"accuracy": 0.80, "loss": 3.0}, {"accuracy": 0.79, "loss": 3.1}, 4000)
+    result = decide(TASK5, claim.result, claim, trained)
+    assert result.rubric_key == "fixed_short" and result.score == TASK5.row("fixed_short").low
+    assert result.tampering == []
+    raw_inputs = next(c for c in result.checks if c.id == "raw_inputs")
+    assert not raw_inputs.passed and "only fits the inputs it was trained on" in raw_inputs.detail
+
+
+def test_task5_losses_that_miss_an_untrained_head_still_void():
+    """The same losses beside a head no better than a random one (0.40): another run's."""
+    claim = _task5_claim([1.0, 0.5] + [0.05] * 20)
+    untrained = Measured({"accuracy": 0.40, "loss": 3.0}, {"accuracy": 0.41, "loss": 3.1}, 4000)
+    result = decide(TASK5, claim.result, claim, untrained)
+    assert result.rubric_key == "crash" and result.score == 0.0
+    assert "those losses are not this model's" in result.message

@@ -54,6 +54,7 @@ def decide(
     if findings:
         return void(task, findings + _thread_notes(record), measured, claimed)
     claimed.tampering += _thread_notes(record)
+    claimed.checks += _loss_notes(task, claimed, measured)
     claimed.metrics.update(_outside_metrics(measured))
     unverified = _unverified(task, claimed, measured, record.export_error)
     return _row_minimum(task, claimed, unverified) if unverified else claimed
@@ -61,11 +62,13 @@ def decide(
 
 def _unverified(task: Task, claimed: Result, measured: Measured, export_error: str) -> str:
     """Why the kernel's held-out metrics could not be checked, when it reports some."""
-    compared = task.measurement.compared if task.measurement else {}
+    spec = task.measurement
+    if spec is None:
+        return ""
     reported = [
         c.bundle_key
-        for key, c in compared.items()
-        if _number(claimed.metrics.get(c.bundle_key)) is not None
+        for key, c in spec.compared.items()
+        if _number(spec.reported(claimed.metrics, key)) is not None
         and measured.public.get(key) is None
     ]
     if not reported:
@@ -137,11 +140,13 @@ def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[
         return []
     findings = []
     for key, compared in spec.compared.items():
-        reported = _number(claimed.metrics.get(compared.bundle_key))
+        reported = _number(spec.reported(claimed.metrics, key))
         findings += _metric_findings(
             key, compared, reported, measured.public.get(key), measured.secret.get(key)
         )
-    findings += _losses_findings(spec.training_loss_key, claimed.losses, measured)
+    mismatch = _losses_findings(spec.training_loss_key, claimed.losses, measured)
+    if not spec.shows_learning(measured.public, measured.secret):
+        findings += mismatch
     supported = spec.supported(row_key(task, claimed), measured.public)
     row = next(r for r in task.rows if r.condition == claimed.rubric_row)
     if supported is None:
@@ -201,6 +206,23 @@ def _losses_findings(key: str | None, losses: list[float], measured: Measured) -
         f"the recorded training losses end near {final:.4g}, but the exported model's loss on "
         f"held-out data is {held_out:.4g}: those losses are not this model's"
     ]
+
+
+def _loss_notes(task: Task, claimed: Result, measured: Measured) -> list[Check]:
+    """Training losses that do not fit a model the measurement shows was trained: a
+    finding for the learner (the model needs the inputs it was trained on), no void;
+    the score stays what the measured model supports in its row."""
+    spec = task.measurement
+    if spec is None or not spec.shows_learning(measured.public, measured.secret):
+        return []
+    mismatch = _losses_findings(spec.training_loss_key, claimed.losses, measured)
+    if not mismatch:
+        return []
+    detail = mismatch[0].replace(
+        "those losses are not this model's",
+        "the model only fits the inputs it was trained on (transformed outside the model?)",
+    )
+    return [Check("raw_inputs", "The model works on the raw inputs", False, detail)]
 
 
 def _number(value: object) -> float | None:

@@ -76,6 +76,11 @@ class Measurement(ABC):
     #: A measured loss that the recorded training losses must be consistent with, for
     #: models that cannot overfit much (None: the task's losses are not comparable).
     training_loss_key: str | None = None
+    #: A measured accuracy, on both held-out sets, that no untrained model of the task
+    #: reaches: a model above it was trained, so training losses that do not fit its
+    #: loss on raw held-out data come from inputs transformed outside it, not from
+    #: another run, and are reported instead of voiding the run (None: always voided).
+    learned_accuracy: float | None = None
 
     @abstractmethod
     def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,6 +98,18 @@ class Measurement(ABC):
             inputs, labels = self.grader.held_out()[:2]
             return inputs, labels
         return self.make_samples(seed)
+
+    def shows_learning(
+        self, public: Mapping[str, float | None], secret: Mapping[str, float | None]
+    ) -> bool:
+        """Does the measured model show, by itself, that it was trained?"""
+        if self.learned_accuracy is None:
+            return False
+        return all(above(m.get("accuracy"), self.learned_accuracy) for m in (public, secret))
+
+    def reported(self, metrics: Mapping[str, object], key: str) -> object:
+        """The kernel's value of the measured metric ``key``, for the model it exported."""
+        return metrics.get(self.compared[key].bundle_key)
 
     def model(self, run: Run) -> Traceable | None:
         """The model the assessment measured and the input it is traced with, or None."""

@@ -70,7 +70,7 @@ class Task1Grader(Grader):
     def task_probes(self) -> dict[str, Probe]:
         return {"inputs": InputStatsProbe()}
 
-    def _trained_on(self, run: Run, model: torch.nn.Module | None) -> tuple[Stats | None, Stats]:
+    def trained_on(self, run: Run, model: torch.nn.Module | None) -> tuple[Stats | None, Stats]:
         """The statistics of the inputs the model was trained on, if transformed away from
         the raw points' (else None), and the raw training points' own."""
         raw = raw_stats(make_data()[0])
@@ -81,14 +81,14 @@ class Task1Grader(Grader):
         """The model as it was trained: on the grader's points transformed like its
         training inputs when those were transformed outside it, else on raw points."""
         points, labels = self.held_out()
-        seen, raw = self._trained_on(run, model)
+        seen, raw = self.trained_on(run, model)
         if seen is not None:
             points = as_trained(points, seen, raw)
         return evaluate_classifier(model, points, labels)
 
     def gather(self, graded: Graded) -> Facts:
         evaluation, evidence = graded.evaluation, graded.run.evidence
-        seen, raw = self._trained_on(graded.run, graded.model)
+        seen, raw = self.trained_on(graded.run, graded.model)
         raw_evaluation = (
             evaluate_classifier(graded.model, *self.held_out()) if seen is not None else evaluation
         )
@@ -155,6 +155,7 @@ class Task1Grader(Grader):
             "heldout_accuracy": raw_evaluation.accuracy,
             "heldout_loss": raw_evaluation.loss,
             "heldout_accuracy_as_trained": evaluation.accuracy if graded.facts.seen else None,
+            "heldout_loss_as_trained": evaluation.loss if graded.facts.seen else None,
             "optimizer_steps": len(evidence.steps),
             "fresh_gradient_steps": round(evidence.fresh_step_fraction, 4),
             "learning_rate": lrs[0] if lrs else None,

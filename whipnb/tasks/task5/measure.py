@@ -1,5 +1,10 @@
 """Task 5's outside measurement: the transfer network on fresh sensor readings.
 
+A head trained on readings transformed outside the model (standardised, rescaled)
+is measured on raw readings, in the kernel as here; its training losses then need
+not fit its raw held-out loss, which is reported, not voided, while the measured
+accuracy shows a trained model (:attr:`learned_accuracy`).
+
 The bug itself (frozen parameters handed to the optimizer) leaves no trace in
 the trained model: the buggy script trains its head exactly as the fix does.
 Which of the rows a well-trained model lands in therefore rests on in-kernel
@@ -41,6 +46,10 @@ class Task5Measurement(Measurement):
     }
 
     training_loss_key = "loss"
+    #: The best of 200 randomly initialised heads on the pretrained features measures
+    #: 0.53 (a linear model on the raw readings about 0.52); a head trained on readings
+    #: rescaled outside the model keeps well above this on raw ones (0.81 for x / 10).
+    learned_accuracy = 0.70
 
     def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         return make_samples(self.held_out_size, seed)

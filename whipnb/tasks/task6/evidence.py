@@ -493,6 +493,8 @@ def probe_evaluate(namespace: dict[str, Any]) -> Verdict | None:
 class HeldOut:
     evaluation: Evaluation
     view: str
+    #: the view's resize (a mode of :data:`RESIZE_MODES`, "centre crop", "as generated")
+    resize: str = ""
 
 
 def held_out_views(
@@ -558,7 +560,7 @@ def evaluate_held_out(
     evaluation = _evaluate(model, view, labels)
     how = ", reshaped from HWC as in training" if scrambled else ""
     view = f"{layout} {size}x{size}, {name}{how}"
-    return HeldOut(evaluation, view) if evaluation.ok else None
+    return HeldOut(evaluation, view, name) if evaluation.ok else None
 
 
 def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
