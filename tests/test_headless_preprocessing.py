@@ -25,7 +25,7 @@ from kernels import write_notebook
 
 from whipnb.tasks import get_task
 
-T1, T5 = get_task("task1"), get_task("task5")
+T1, T5, T6 = get_task("task1"), get_task("task5"), get_task("task6")
 DATA = "X_train, y_train, X_val, y_val = make_data()\n"
 STANDARDISE = (
     "mean, std = X_train.mean(0), X_train.std(0)\ndef prepare(x):\n    return (x - mean) / std\n"
@@ -34,6 +34,9 @@ MIN_MAX = (
     "low, high = X_train.min(0).values, X_train.max(0).values\n"
     "def prepare(x):\n    return (x - low) / (high - low)\n"
 )
+
+
+RESIZE = '    return F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)\n'
 
 
 def prepared(source: str, transform: str, *fixes: tuple[str, str]) -> str:
@@ -55,6 +58,20 @@ SUBMISSIONS = {
     "task1_divided": (
         "task1",
         prepared(T1.buggy_source, "def prepare(x):\n    return x / 10\n", *T1_FIXES),
+    ),
+    # task 6: view/reshape of HWC images to (N, 3, 32, 32) scrambles the pixels; the
+    # kernel measures the model as trained (scrambled), and so must the graph
+    "task6_scrambled": (
+        "task6",
+        edit(
+            T6.solution_source,
+            (
+                "    images = images.permute(0, 3, 1, 2)\n",
+                "    images = images.reshape(-1, 3, 32, 32)\n",
+            ),
+            (RESIZE, "    return images\n"),
+            ("7 * 7 * 32", "8 * 8 * 32"),
+        ),
     ),
     "task1_buggy": ("task1", T1.buggy_source),
     "task5_standardised": ("task5", prepared(T5.solution_source, STANDARDISE)),
@@ -121,6 +138,16 @@ def test_task5_trained_on_transformed_readings_keeps_its_row_headless(
     record = records[name]
     assert record["status"] == "graded" and record["tampering"] == [], record["message"]
     assert record["message"].startswith(message) and low <= record["score"] <= high
+    assert "integrity" not in {c["id"] for c in record["checks"]}
+
+
+def test_task6_scrambling_reshape_is_measured_as_trained_not_voided(records):
+    """Seed: "3 bugs fixed" (0.65-0.80); the graph measured outside gives the kernel's
+    own numbers, so nothing reads as tampering."""
+    record = records["task6_scrambled"]
+    assert record["status"] == "graded" and record["tampering"] == [], record["message"]
+    assert 0.65 <= record["score"] <= 0.80
+    assert record["message"] == "3 of 4 bugs fixed. Still to fix: channel order."
     assert "integrity" not in {c["id"] for c in record["checks"]}
 
 

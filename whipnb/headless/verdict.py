@@ -65,12 +65,11 @@ def _unverified(task: Task, claimed: Result, measured: Measured, export_error: s
     spec = task.measurement
     if spec is None:
         return ""
-    reported = [
-        c.bundle_key
-        for key, c in spec.compared.items()
-        if _number(spec.reported(claimed.metrics, key)) is not None
-        and measured.public.get(key) is None
-    ]
+    reported = []
+    for key in spec.compared:
+        name, value = spec.reported(claimed.metrics, key)
+        if _number(value) is not None and measured.public.get(key) is None:
+            reported.append(name)
     if not reported:
         return ""
     why = export_error or measured.error or "the exported model gave no measurement"
@@ -140,9 +139,9 @@ def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[
         return []
     findings = []
     for key, compared in spec.compared.items():
-        reported = _number(spec.reported(claimed.metrics, key))
+        name, value = spec.reported(claimed.metrics, key)
         findings += _metric_findings(
-            key, compared, reported, measured.public.get(key), measured.secret.get(key)
+            key, compared, name, _number(value), measured.public.get(key), measured.secret.get(key)
         )
     mismatch = _losses_findings(spec.training_loss_key, claimed.losses, measured)
     if not spec.shows_learning(measured.public, measured.secret):
@@ -166,6 +165,7 @@ def _measured_findings(task: Task, claimed: Result, measured: Measured) -> list[
 def _metric_findings(
     key: str,
     compared: Compared,
+    name: str,
     reported: float | None,
     public: float | None,
     secret: float | None,
@@ -177,7 +177,7 @@ def _metric_findings(
     tolerance = compared.same_set_tolerance * scale
     if reported is not None and public is not None and abs(reported - public) > tolerance:
         findings.append(
-            f"the kernel reports {compared.bundle_key} {reported:.4f}, but the exported "
+            f"the kernel reports {name} {reported:.4f}, but the exported "
             f"model measures {public:.4f} on the same held-out data"
         )
     if compared.noise is not None and public is not None and secret is not None:

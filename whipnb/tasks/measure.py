@@ -107,9 +107,11 @@ class Measurement(ABC):
             return False
         return all(above(m.get("accuracy"), self.learned_accuracy) for m in (public, secret))
 
-    def reported(self, metrics: Mapping[str, object], key: str) -> object:
-        """The kernel's value of the measured metric ``key``, for the model it exported."""
-        return metrics.get(self.compared[key].bundle_key)
+    def reported(self, metrics: Mapping[str, object], key: str) -> tuple[str, object]:
+        """The kernel's name and value of the measured metric ``key``, for the model it
+        exported."""
+        name = self.compared[key].bundle_key
+        return name, metrics.get(name)
 
     def model(self, run: Run) -> Traceable | None:
         """The model the assessment measured and the input it is traced with, or None."""

@@ -82,12 +82,12 @@ class Task1Measurement(Measurement):
             return traceable
         return Traceable(AsTrained(traceable.module, seen, raw), traceable.example)
 
-    def reported(self, metrics: Mapping[str, object], key: str) -> object:
+    def reported(self, metrics: Mapping[str, object], key: str) -> tuple[str, object]:
         """The kernel's "as trained" metrics when it reports them (the graph is then the
         model as trained), else the raw ones."""
-        as_trained_key = AS_TRAINED[key]
-        if metrics.get(as_trained_key) is not None:
-            return metrics[as_trained_key]
+        name = AS_TRAINED[key]
+        if metrics.get(name) is not None:
+            return name, metrics[name]
         return super().reported(metrics, key)
 
     def measure(
