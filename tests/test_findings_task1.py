@@ -36,6 +36,8 @@ facts = {
     "prepared_accuracy": prepared,
     "grad_after_backward": [p.grad is not None and bool(p.grad.abs().sum() > 0)
                             for p in model.parameters()],
+    "epoch_losses": losses,
+    "val_acc": val_acc,
 }
 """
 
@@ -173,3 +175,29 @@ def test_a_perfect_held_out_loss_of_zero_counts_as_a_loss_below_the_bound():
     steady = trend.finite and trend.decreasing
     assert trains_stably(trend, steady, Evaluation(accuracy=1.0, loss=0.0))
     assert not trains_stably(trend, steady, Evaluation(accuracy=None, loss=None))
+
+
+@pytest.mark.parametrize("name", sorted(SUBMISSIONS))
+def test_every_check_states_what_the_run_measured(name):
+    """For each submission: the accuracy and loss findings carry the held-out numbers
+    (checked against the test's own draw), the steady-loss finding agrees with the
+    epoch losses the script recorded, and the reporting check with what it printed."""
+    run = graded(name)
+    facts = run.facts
+    accuracy = run.check("accuracy")
+    measured = numbers(accuracy.detail)[0]
+    assert measured == pytest.approx(facts["raw_accuracy"], abs=0.03)
+    assert accuracy.passed == (measured > 0.90)
+    final_loss = run.check("final_loss")
+    assert final_loss.passed == (numbers(final_loss.detail)[0] < 0.3)
+    epochs = facts["epoch_losses"]
+    steady = run.check("steady")
+    shown = numbers(steady.detail)
+    assert shown[0] == pytest.approx(epochs[0], rel=0.5)  # first tenth of the steps
+    assert shown[-1] == pytest.approx(epochs[-1], rel=0.1)  # last tenth
+    if steady.passed:
+        assert epochs[-1] < epochs[0]
+    printed_agrees = abs(facts["val_acc"] - run.result.metrics["heldout_accuracy"]) <= 0.1
+    if not facts.get("prepared_accuracy"):
+        assert run.check("reports").passed == printed_agrees
+    assert run.check("runs").passed

@@ -32,7 +32,11 @@ STEP = "        optimizer.step()\n"
 #: Measured by the test in the run's namespace: the backbone's size, whether it is
 #: still exactly pretrained, whether any backbone tensor holds a gradient, its norm.
 FACTS = """
-from whipnb.tasks.task5.data import pretrained_weights
+from whipnb.tasks.task5.data import make_samples, pretrained_weights
+x, y = make_samples(4000, 99)
+model.eval()
+with torch.no_grad():
+    accuracy = (model(x).argmax(1) == y).float().mean().item()
 backbone = list(model.backbone.parameters())
 pretrained = pretrained_weights()
 grads = [p.grad for p in backbone if p.grad is not None]
@@ -43,6 +47,8 @@ facts = {
         torch.equal(v, pretrained[k]) for k, v in model.backbone.state_dict().items()
     ),
     "backbone_requires_grad": all(p.requires_grad for p in backbone),
+    "accuracy": accuracy,
+    "epoch_losses": losses,
     "backbone_grad_norm": (
         float(sum(g.double().pow(2).sum() for g in grads).sqrt()) if grads else None
     ),
@@ -158,3 +164,28 @@ def test_orphans_are_found_from_gradients_seen_at_the_steps_not_left_at_the_end(
     assert f"{facts['backbone_numel']:,} parameters" in orphans.detail
     assert "no optimizer holds them" in orphans.detail
     assert "norm" not in orphans.detail  # no gradient was left to measure
+
+
+@pytest.mark.parametrize("name", sorted(SUBMISSIONS))
+def test_every_check_states_what_the_run_measured(name):
+    """The accuracy finding carries the held-out accuracy (checked against the test's
+    own draw); the training finding's curve runs from the first epochs' loss to the
+    last; the frozen finding's count is what the optimizers held."""
+    run = graded(name)
+    facts = run.facts
+    accuracy = run.check("accuracy")
+    measured = numbers(accuracy.detail)[0]
+    assert measured == pytest.approx(facts["accuracy"], abs=0.03)
+    assert accuracy.passed == (measured > 0.90)
+    training = run.check("training")
+    steps, *curve = numbers(training.detail)
+    assert steps == 40 * 13  # every step moved the head
+    assert curve[-1] == pytest.approx(facts["epoch_losses"][-1], rel=0.1)
+    assert training.passed == (curve[-1] <= 0.8 * curve[0])
+    held = run.result.metrics["optimizer_params"]
+    frozen = run.check("frozen")
+    if frozen.passed:
+        assert f"all {held:,} parameters the optimizer holds" in frozen.detail
+    else:
+        assert f"the optimizer holds {held:,} parameters" in frozen.detail
+    assert run.check("runs").passed

@@ -50,10 +50,15 @@ def test_buggy_training_with_a_boastful_printout_is_flagged(honest):
 
 
 PATCHES = {
-    "task's assess": (
-        "import whipnb.tasks.task1.grading as t1\nfrom whipnb.core.rubric import Assessment\n"
-        "t1.Task1Grader.assess = lambda self, run: Assessment(self.task.rows[0], 1.0, [], {})\n",
-        "replaced whipnb.tasks.task1.grading.Task1Grader.assess",
+    "task's judge": (
+        "import whipnb.tasks.task1.grading as t1\nfrom whipnb.tasks.template import Verdict\n"
+        "t1.Task1Grader.judge = lambda self, graded, checks: Verdict('fixed', 1.0, 'ok')\n",
+        "replaced whipnb.tasks.task1.grading.Task1Grader.judge",
+    ),
+    "the template": (
+        "import whipnb.tasks.template as t\n"
+        "t.Grader.verdict = lambda self, graded, checks: t.Verdict('fixed', 1.0, 'ok')\n",
+        "replaced whipnb.tasks.template.Grader.verdict",
     ),
     "grader instance": (
         "from whipnb.tasks import get_task\nfrom whipnb.core.rubric import Assessment\n"

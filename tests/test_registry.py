@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import grade_quietly
+from helpers import edit, grade_quietly
 
 import whipnb.tasks
+from whipnb.cli.main import main
+from whipnb.headless.kernels import warm_up
 from whipnb.tasks import UnknownTaskError, all_tasks, get_task, task_order, task_problems
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -69,21 +71,47 @@ def test_a_plugin_task_is_graded_like_a_built_in_one(site):
     task = get_task("nan_loss")
     fixed = grade_quietly("nan_loss", task.solution_source)
     assert (fixed.rubric_row, fixed.score, fixed.status) == ("Every loss finite", 1.0, "graded")
-    # the buggy script's losses turn -inf from step 5 of 10: the "nan" row at quality 5/10
+    assert fixed.metrics["heldout_accuracy"] > 0.95  # the blobs are 3 standard deviations apart
+    # the buggy script's loss turns NaN at step 10 of 20: the "nan" row at quality 10/20
     buggy = grade_quietly("nan_loss", task.buggy_source)
     assert buggy.rubric_row == "The loss turns NaN"
-    assert buggy.score == pytest.approx(0.10 + 0.5 * (0.25 - 0.10))
+    assert buggy.score == round(0.10 + 0.5 * (0.25 - 0.10), 4)
     crashed = grade_quietly("nan_loss", "raise ValueError('no')\n")
     assert (crashed.rubric_row, crashed.score) == ("Code crashes", 0.0)
+
+
+def test_a_plugin_task_gets_the_templates_data_rule(site):
+    task = get_task("nan_loss")
+    on_validation = edit(
+        task.solution_source,
+        (
+            "X_train, y_train, X_val, y_val = make_data()\n",
+            "X_train, y_train, X_train, y_train = make_data()\n",
+        ),
+    )
+    capped = grade_quietly("nan_loss", on_validation)
+    assert (capped.rubric_row, capped.score) == ("Every loss finite", 0.85)
+    assert "trained on 100 of the 100 rows of the validation split" in capped.tampering
+    on_held_out = edit(
+        task.solution_source,
+        (
+            "X_train, y_train, X_val, y_val = make_data()\n",
+            "from course_tasks.data import make_samples\n"
+            "X_train, y_train = make_samples(1_000, 99)\n",
+        ),
+    )
+    voided = grade_quietly("nan_loss", on_held_out)
+    assert (voided.rubric_row, voided.score) == ("Code crashes", 0.0)
+    assert "trained on 1000 of the 1000 rows of the grader's held-out data" in voided.tampering
 
 
 def test_patching_a_plugin_grader_is_undone_and_flagged(site):
     patch = (
         "import course_tasks.grading as grading\n"
-        "grading.NanLossGrader.assess = lambda self, run: None\n"
+        "grading.NanLossGrader.judge = lambda self, graded, checks: None\n"
     )
     result = grade_quietly("nan_loss", get_task("nan_loss").buggy_source + patch)
-    assert "replaced course_tasks.grading.NanLossGrader.assess" in result.tampering
+    assert "replaced course_tasks.grading.NanLossGrader.judge" in result.tampering
     assert result.rubric_row == "The loss turns NaN"  # graded by the real grader
 
 
@@ -122,6 +150,31 @@ def test_broken_plugins_are_left_out_with_a_reason(site):
     assert get_task("task1").title == "Broken training loop"
     with pytest.raises(UnknownTaskError, match="could not be loaded: entry point 'missing'"):
         get_task("missing")
+
+
+def test_whipnb_tasks_lists_plugins_and_says_which_were_left_out(site, capsys):
+    install(site, "missing = course_missing:TASK\n")
+    whipnb.tasks.reload_tasks()
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "nan_loss" in out and "Keep the loss finite" in out
+    assert "task 'missing' left out: entry point 'missing' (course_missing:TASK) failed" in out
+
+
+def test_a_plugin_whose_grading_code_is_broken_breaks_only_its_own_gradings(site):
+    (site / "course_tasks" / "no_grader.py").write_text(
+        "from course_tasks import NanLoss\n\n\nclass NoGrader(NanLoss):\n"
+        "    id = 'broken_grader'\n    grading = 'course_tasks.missing_grading:Grader'\n"
+    )
+    install(site, "no_grader = course_tasks.no_grader:NoGrader\n", name="no_grader")
+    whipnb.tasks.reload_tasks()
+    # what every kernel booted ahead runs; broken_grader sorts before nan_loss, whose
+    # grader must still be loaded after it
+    warm_up()
+    assert "course_tasks.grading" in sys.modules
+    with pytest.raises(ModuleNotFoundError, match="course_tasks.missing_grading"):
+        grade_quietly("broken_grader", "print('hello')\n")
+    assert grade_quietly("nan_loss", get_task("nan_loss").solution_source).score == 1.0
 
 
 def test_an_unknown_task_lists_the_known_ones():

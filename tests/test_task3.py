@@ -14,7 +14,7 @@ from helpers import check, edit, grade_quietly, run_quietly
 
 from whipnb.tasks import get_task
 from whipnb.tasks.task3.data import CLASSES, augment, load_images, make_samples
-from whipnb.tasks.task3.grading import MEMORY_BUDGET, held_out
+from whipnb.tasks.task3.grading import MEMORY_BUDGET
 from whipnb.tasks.task3.probes import MIB, GraphMemoryBudget, MemoryBudgetExceeded, ModelInputs
 
 KEEPS_GRAPH = "        total_loss += loss\n"
@@ -188,7 +188,7 @@ def test_fixing_only_the_graph_shows_the_flattered_validation(task3, graph_fixed
     """Once the script runs, its validation accuracy is higher than on fresh images,
     because validation images are augmented copies of training images."""
     model = graph_fixed_run.namespace["model"].eval()
-    images, labels = held_out()
+    images, labels = get_task("task3").grader.held_out()
     with torch.no_grad():
         fresh = float((model(images).argmax(1) == labels).float().mean())
     printed = graph_fixed_run.printed["VAL_ACC"][0]

@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import check, edit, grade_quietly, run_quietly
+from helpers import check, grade_quietly, run_quietly
 
 from whipnb.tasks import get_task
 from whipnb.tasks.task6.cases import BATCHED, CHW, CHW_28, FC_32, HWC, INDICES, ONEHOT, script
 from whipnb.tasks.task6.data import make_data, make_samples
-from whipnb.tasks.task6.evidence import HELD_OUT_SEED
 from whipnb.tasks.task6.probe import ShapeProbe
 
 # The fixes in the order the pipeline meets the bugs: channel order, size, labels, batch.
@@ -184,31 +183,3 @@ def test_same_submission_scores_identically(task6):
     source = script(CHW, INDICES, FC_32, BATCHED)
     first, second = (grade_quietly("task6", source) for _ in range(2))
     assert first.score == second.score and first.metrics == second.metrics
-
-
-# --- data that must stay unseen --------------------------------------------------------------
-
-PREPARED_VAL = "X_val, y_val = prepare(images_val), onehot_val.argmax(dim=1)\n"
-
-
-def test_training_on_the_validation_split_earns_only_the_row_minimum(task6):
-    extra = "X_train, y_train = torch.cat([X_train, X_val]), torch.cat([y_train, y_val])\n"
-    result = grade_quietly(
-        "task6", edit(task6.solution_source, (PREPARED_VAL, PREPARED_VAL + extra))
-    )
-    assert result.score == 0.90
-    assert "rows of the validation split" in check(result, "integrity").detail
-
-
-def test_training_on_the_graders_held_out_images_voids_the_run(task6):
-    extra = (
-        "from whipnb.tasks.task6.data import make_samples\n"
-        f"stolen, stolen_labels = make_samples(1000, {HELD_OUT_SEED})\n"
-        "X_train = torch.cat([X_train, prepare(stolen)])\n"
-        "y_train = torch.cat([y_train, stolen_labels])\n"
-    )
-    result = grade_quietly(
-        "task6", edit(task6.solution_source, (PREPARED_VAL, PREPARED_VAL + extra))
-    )
-    assert result.score == 0.0
-    assert "rows of the grader's held-out data" in check(result, "integrity").detail

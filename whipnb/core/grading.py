@@ -62,6 +62,7 @@ def grade(
         duration_s=round(time.perf_counter() - started, 3),
         version=__version__,
         rubric_row=assessment.row.condition,
+        rubric_key=assessment.row.key,
         targets=dict(task.targets),
         losses=run.evidence.losses,
         tampering=tampering,

@@ -319,6 +319,16 @@ class TrainingDataWatch(Probe):
             if rows
         ]
 
+    def protect_after_run(self, name: str, rows: torch.Tensor, trained: torch.Tensor) -> str:
+        """Protect a set known only once the run is over (a validation split the script
+        made itself), given the rows the model trained on as another probe saw them;
+        returns the finding when it was trained on, else ``""``."""
+        keys = set(_row_keys(rows)) if len(rows) else set()
+        self.protected[name] = (tuple(rows.shape[1:]), keys)
+        hits = keys & set(_row_keys(trained)) if len(trained) and keys else set()
+        self.rows_trained_on[name] = hits
+        return f"trained on {len(hits)} of the {len(keys)} rows of {name}" if hits else ""
+
     @property
     def voids_assessment(self) -> bool:
         """Training on the grader's own held-out data leaves nothing honest to measure."""

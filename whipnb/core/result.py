@@ -69,6 +69,9 @@ class Result:
     duration_s: float
     version: str
     rubric_row: str = ""
+    #: The key of that rubric row (``fixed``, ``crash``...): stable where the condition's
+    #: wording may change, so records and tests can name the row the grader chose.
+    rubric_key: str = ""
     targets: dict[str, str] = field(default_factory=dict)
     losses: list[float] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)

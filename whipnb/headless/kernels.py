@@ -65,7 +65,10 @@ def warm_up() -> None:
     for module in ("torch._dynamo", "whipnb.notebook.magic"):
         importlib.import_module(module)
     for task in all_tasks().values():
-        task.grader  # noqa: B018 - imports the task's grading code (and its evidence modules)
+        try:
+            task.grader  # noqa: B018 - imports the task's grading code (and its evidence modules)
+        except Exception:  # noqa: BLE001 - a plugin's broken grader fails its own gradings only
+            continue
 
 
 def default_ahead(jobs: int) -> int:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from whipnb.core.instrument import TrainingDataWatch
 from whipnb.core.printed import printed_scalar
 from whipnb.core.result import Check
 from whipnb.core.rubric import mean
@@ -172,12 +171,6 @@ def reporting_check(run: Run, accuracy_key: str, measured: float | None) -> Chec
     return Check("reports", title, True, detail)
 
 
+#: How the data watch names what it protects (see ``template.Grader.unseen_data``).
 VALIDATION_SPLIT = "the validation split"
 HELD_OUT_DATA = "the grader's held-out data"
-
-
-def watch_unseen_data(validation: torch.Tensor, held_out: torch.Tensor) -> TrainingDataWatch:
-    """The standard watch on data a run must not train on: the script's own validation
-    split (the run then earns its row's minimum) and the grader's held-out inputs (void)."""
-    protected = {VALIDATION_SPLIT: validation, HELD_OUT_DATA: held_out}
-    return TrainingDataWatch(protected, held_out=(HELD_OUT_DATA,))

@@ -1,23 +1,36 @@
-"""The course task's grading code: the share of finite losses decides the score."""
+"""The course task's grading code, on the whipnb template: the share of steps before
+the first non-finite loss decides the score; the template adds the rest (the crash
+row, the trained model, its held-out accuracy, the data watch, the reports check)."""
 
+from typing import Any
+
+import torch
+
+from course_tasks.data import make_data, make_samples
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment
-from whipnb.core.runner import Run
-from whipnb.tasks.common import crash_check
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 
 class NanLossGrader(Grader):
     """Finite losses over the whole run."""
 
-    def assess(self, run: Run) -> Assessment:
-        losses = run.evidence.losses
-        first = run.evidence.first_nonfinite_loss
-        finite = Check("finite", "Every loss is finite", bool(losses) and first is None, "")
-        checks = [crash_check(run), finite]
-        if run.crashed:
-            return Assessment(self.row("crash"), 0.0, checks, {}, "The script crashed.")
-        if first is None:
-            return Assessment(self.row("finite"), 1.0, checks, {}, "Every loss was finite.")
-        quality = first / len(losses)
-        return Assessment(self.row("nan"), quality, checks, {}, f"Loss {first} was not finite.")
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(1_000, 99)
+
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def checks(self, graded: Graded) -> list[Check]:
+        first = graded.run.evidence.first_nonfinite_loss
+        detail = "every loss was finite" if first is None else f"loss {first} was not finite"
+        return [Check("finite", "Every loss is finite", first is None, detail)]
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        return {"heldout_accuracy": graded.evaluation.accuracy}
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        losses = graded.run.evidence.losses
+        first = graded.run.evidence.first_nonfinite_loss
+        if checks.passed("finite") and losses:
+            return Verdict("finite", 1.0, "Every loss was finite.")
+        return Verdict("nan", (first or 0) / max(len(losses), 1), "The loss turned NaN.")

@@ -8,27 +8,20 @@ grader draws itself.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
-from whipnb.core.instrument import Evidence, StepEvent
+import torch
+
+from whipnb.core.instrument import Evidence, Probe, StepEvent
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment, ramp
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import (
-    Evaluation,
-    LossTrend,
-    crash_check,
-    evaluate_classifier,
-    find_model,
-    loss_trend,
-    reporting_check,
-    watch_unseen_data,
-)
+from whipnb.tasks.common import Evaluation, LossTrend, evaluate_classifier, loss_trend
 from whipnb.tasks.task1 import ACCURACY_TARGET, LOSS_TARGET
 from whipnb.tasks.task1.data import make_data, make_samples
 from whipnb.tasks.task1.inputs import InputStatsProbe, Stats, as_trained, preprocessing, raw_stats
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 7_211
 HELD_OUT_SIZE = 4_000
@@ -39,30 +32,68 @@ ACCURACY_CEILING = 0.955
 PLAUSIBLE_LR = (1e-4, 0.5)
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the rows of task 1 depend on."""
+
+    trend: LossTrend
+    gradients_ok: bool
+    steady: bool
+    lr_ok: bool
+    loss_ok: bool
+    accuracy_ok: bool
+    #: the weights were updated without an optimizer (the loss fell steadily)
+    by_hand: bool = False
+    #: the model on the grader's raw points (``graded.evaluation`` is the model as
+    #: trained: on the points transformed like its training inputs, when they were)
+    raw_evaluation: Evaluation | None = None
+    #: the statistics of the inputs the model was trained on, when transformed
+    seen: Stats | None = None
+    raw: Stats | None = None
+
+    @property
+    def preprocessed(self) -> bool:
+        return self.seen is not None
+
+
 class Task1Grader(Grader):
     """Gradients, learning rate and held-out accuracy of the trained linear classifier."""
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
-        x_train, _y_train, x_val, _y_val = make_data()
-        held_out, _labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        return {"data_watch": watch_unseen_data(x_val, held_out), "inputs": InputStatsProbe()}
+    ceiling = ACCURACY_CEILING
 
-    def assess(self, run: Run) -> Assessment:
-        model = find_model(run)
-        points, labels = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        raw_evaluation = evaluate_classifier(model, points, labels)
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def task_probes(self) -> dict[str, Probe]:
+        return {"inputs": InputStatsProbe()}
+
+    def _trained_on(self, run: Run, model: torch.nn.Module | None) -> tuple[Stats | None, Stats]:
+        """The statistics of the inputs the model was trained on, if transformed away from
+        the raw points' (else None), and the raw training points' own."""
         raw = raw_stats(make_data()[0])
         seen = run.probes["inputs"].stats(model)
-        preprocessed = preprocessing(seen, raw)
-        evaluation = (
-            evaluate_classifier(model, as_trained(points, seen, raw), labels)
-            if preprocessed and seen is not None
-            else raw_evaluation
+        return (seen if preprocessing(seen, raw) else None), raw
+
+    def evaluate(self, run: Run, model: torch.nn.Module | None) -> Evaluation:
+        """The model as it was trained: on the grader's points transformed like its
+        training inputs when those were transformed outside it, else on raw points."""
+        points, labels = self.held_out()
+        seen, raw = self._trained_on(run, model)
+        if seen is not None:
+            points = as_trained(points, seen, raw)
+        return evaluate_classifier(model, points, labels)
+
+    def gather(self, graded: Graded) -> Facts:
+        evaluation, evidence = graded.evaluation, graded.run.evidence
+        seen, raw = self._trained_on(graded.run, graded.model)
+        raw_evaluation = (
+            evaluate_classifier(graded.model, *self.held_out()) if seen is not None else evaluation
         )
-        evidence = run.evidence
         trend = loss_trend(evidence.losses)
         lrs = evidence.learning_rates
-
         steady = trend.finite and trend.decreasing and _dropped(trend.windows)
         by_hand = updated_by_hand(evidence, steady)
         gradients_ok = by_hand or (bool(evidence.steps) and evidence.fresh_step_fraction >= 0.95)
@@ -74,73 +105,94 @@ class Task1Grader(Grader):
         accuracy_ok = (
             raw_evaluation.accuracy is not None and raw_evaluation.accuracy > ACCURACY_TARGET
         )
+        return Facts(
+            trend,
+            gradients_ok,
+            steady,
+            lr_ok,
+            loss_ok,
+            accuracy_ok,
+            by_hand,
+            raw_evaluation,
+            seen,
+            raw,
+        )
 
+    def checks(self, graded: Graded) -> list[Check]:
+        run, evaluation, facts = graded.run, graded.evaluation, graded.facts
+        raw_evaluation = facts.raw_evaluation
         checks = [
-            crash_check(run),
-            _gradient_check(run, gradients_ok, by_hand, trend),
-            _learning_rate_check(run, gradients_ok, lr_ok, trend),
-            Check("steady", "The loss goes down steadily", steady, _steady_detail(trend)),
+            _gradient_check(run, facts.gradients_ok, facts.by_hand, facts.trend),
+            _learning_rate_check(run, facts.gradients_ok, facts.lr_ok, facts.trend),
+            Check(
+                "steady", "The loss goes down steadily", facts.steady, _steady_detail(facts.trend)
+            ),
             Check(
                 "final_loss",
                 f"Loss on fresh data below {LOSS_TARGET}",
-                loss_ok,
+                facts.loss_ok,
                 _measured(raw_evaluation.loss, raw_evaluation.error, "held-out loss")
-                + _as_trained(preprocessed, evaluation.loss),
+                + _as_trained(facts.preprocessed, evaluation.loss),
             ),
             Check(
                 "accuracy",
                 f"Accuracy on fresh data above {ACCURACY_TARGET:.2f}",
-                accuracy_ok,
+                facts.accuracy_ok,
                 _measured(raw_evaluation.accuracy, raw_evaluation.error, "held-out accuracy")
-                + _as_trained(preprocessed, evaluation.accuracy),
+                + _as_trained(facts.preprocessed, evaluation.accuracy),
             ),
-            reporting_check(run, "VAL_ACC", evaluation.accuracy),
         ]
-        if preprocessed and seen is not None:
-            works = loss_ok and accuracy_ok
-            checks.insert(4, _preprocessing_check(seen, raw, works))
-        metrics = {
+        if facts.seen is not None and facts.raw is not None:
+            works = facts.loss_ok and facts.accuracy_ok
+            checks.insert(3, _preprocessing_check(facts.seen, facts.raw, works))
+        return checks
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        evaluation, evidence = graded.evaluation, graded.run.evidence
+        lrs = evidence.learning_rates
+        raw_evaluation = graded.facts.raw_evaluation
+        return {
             "heldout_accuracy": raw_evaluation.accuracy,
             "heldout_loss": raw_evaluation.loss,
-            "heldout_accuracy_as_trained": evaluation.accuracy if preprocessed else None,
+            "heldout_accuracy_as_trained": evaluation.accuracy if graded.facts.seen else None,
             "optimizer_steps": len(evidence.steps),
             "fresh_gradient_steps": round(evidence.fresh_step_fraction, 4),
             "learning_rate": lrs[0] if lrs else None,
-            "max_step_loss": trend.spike_value if evidence.losses else None,
+            "max_step_loss": graded.facts.trend.spike_value if evidence.losses else None,
         }
-        accuracy_quality = ramp(evaluation.accuracy, 0.5, ACCURACY_CEILING)
-        if run.crashed:
-            row, quality = self.row("crash"), accuracy_quality
-            message = f"The script crashed ({run.error_text}); fix the error first."
-        elif gradients_ok and lr_ok and loss_ok and accuracy_ok:
-            row = self.row("fixed")
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        evaluation, facts = graded.evaluation, graded.facts
+        gradients_ok, lr_ok = facts.gradients_ok, facts.lr_ok
+        accuracy_quality = self.metric_quality(graded)
+        if gradients_ok and lr_ok and facts.loss_ok and facts.accuracy_ok:
             quality = (
                 0.6 * ramp(evaluation.accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
                 + 0.3 * ramp(evaluation.loss, LOSS_TARGET, 0.12)
-                + 0.1 * checks[-1].passed
+                + 0.1 * checks.passed("reports")
             )
             message = "Both bugs fixed: the model trains smoothly and meets the targets."
-        elif gradients_ok and lr_ok:
-            row, quality = self.row("fixed_short"), accuracy_quality
+            return Verdict("fixed", quality, message)
+        if gradients_ok and lr_ok:
             message = (
                 "Both bugs fixed, but the model was trained on points transformed outside "
                 "it, so on raw points it misses the targets: it needs its preprocessing (move "
                 "it into the model)."
-                if preprocessed and not (loss_ok and accuracy_ok)
+                if facts.preprocessed
                 else "Both bugs look fixed, but the model does not meet the targets yet."
             )
-        elif gradients_ok or lr_ok:
-            row, quality = self.row("one_fixed"), accuracy_quality
+            return Verdict("fixed_short", accuracy_quality, message)
+        if gradients_ok or lr_ok:
             message = (
                 "One bug left: the steps now see gradients, but training is unstable or stalled."
                 if gradients_ok
                 else "One bug left: the learning rate looks sane, but the weights never update."
             )
-        else:
-            row = self.row("none_fixed")
-            quality = 0.5 * evidence.fresh_step_fraction + 0.5 * accuracy_quality
-            message = "Both bugs are still there: the model does not learn."
-        return Assessment(row, quality, checks, metrics, message)
+            return Verdict("one_fixed", accuracy_quality, message)
+        quality = 0.5 * graded.run.evidence.fresh_step_fraction + 0.5 * accuracy_quality
+        return Verdict(
+            "none_fixed", quality, "Both bugs are still there: the model does not learn."
+        )
 
 
 def updated_by_hand(evidence: Evidence, steady: bool) -> bool:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
+from whipnb.core.instrument import Probe
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment, ramp
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import crash_check, find_model, reporting_check
+from whipnb.tasks.common import reporting_check
 from whipnb.tasks.task2 import ACCURACY_TARGET
-from whipnb.tasks.task2.data import make_samples
+from whipnb.tasks.task2.data import make_data, make_samples
 from whipnb.tasks.task2.saturation import MAGNITUDE, DrillReport, SaturationDrill
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 7_222
 HELD_OUT_SIZE = 4_000
@@ -44,79 +46,109 @@ class Evaluation:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the rows of task 2 depend on."""
+
+    drill: DrillReport
+    first_nan: int | None
+    nan_weights: int
+    trained: bool
+    accuracy_ok: bool
+
+
 class Task2Grader(Grader):
     """NaN losses, the saturation drill and held-out accuracy of the trained classifier."""
 
-    def probes(self) -> dict[str, SaturationDrill]:
+    ceiling = ACCURACY_CEILING
+
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def task_probes(self) -> dict[str, Probe]:
         return {"saturation": SaturationDrill()}
 
-    def assess(self, run: Run) -> Assessment:
-        drill: DrillReport = run.probes["saturation"].report
-        model = find_model(run)
-        evaluation = evaluate(model, *make_samples(HELD_OUT_SIZE, HELD_OUT_SEED))
-        losses = run.evidence.losses
-        first_nan = run.evidence.first_nonfinite_loss
-        nan_steps = sum(not math.isfinite(loss) for loss in losses)
-        nan_weights = _nan_weights(model)
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def evaluate(self, run: Run, model: torch.nn.Module | None) -> Evaluation:
+        return evaluate(model, *self.held_out())
+
+    def gather(self, graded: Graded) -> Facts:
+        run, evaluation = graded.run, graded.evaluation
         trained = bool(run.evidence.finite_losses) and (
             not run.evidence.steps or run.evidence.moving_steps > 0
         )
-        accuracy_ok = evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET
+        return Facts(
+            drill=run.probes["saturation"].report,
+            first_nan=run.evidence.first_nonfinite_loss,
+            nan_weights=_nan_weights(graded.model),
+            trained=trained,
+            accuracy_ok=evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET,
+        )
 
-        checks = [
-            crash_check(run),
-            _loss_check(losses, first_nan, drill),
-            _weights_check(model, nan_weights, first_nan is not None),
-            _drill_check(drill, first_nan, bool(losses)),
+    def checks(self, graded: Graded) -> list[Check]:
+        facts, losses = graded.facts, graded.run.evidence.losses
+        return [
+            _loss_check(losses, facts.first_nan, facts.drill),
+            _weights_check(
+                graded.model, facts.nan_weights, facts.first_nan is not None, facts.drill.guards
+            ),
+            _drill_check(facts.drill, facts.first_nan, bool(losses)),
             Check(
                 "accuracy",
                 f"Accuracy on fresh data above {ACCURACY_TARGET:.2f}",
-                accuracy_ok,
-                _accuracy_detail(evaluation, trained),
+                facts.accuracy_ok,
+                _accuracy_detail(graded.evaluation, facts.trained),
             ),
-            _reporting(run, evaluation.accuracy),
         ]
-        metrics = {
-            "heldout_accuracy": evaluation.accuracy,
-            "nan_steps": nan_steps,
-            "first_nan_step": first_nan,
-            "nan_weights": nan_weights,
+
+    def reports_check(self, graded: Graded) -> Check:
+        return _reporting(graded.run, graded.evaluation.accuracy)
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        facts, losses = graded.facts, graded.run.evidence.losses
+        return {
+            "heldout_accuracy": graded.evaluation.accuracy,
+            "nan_steps": sum(not math.isfinite(loss) for loss in losses),
+            "first_nan_step": facts.first_nan,
+            "nan_weights": facts.nan_weights,
             "backward_passes": len(losses),
-            "max_logit": _rounded(drill.peak_logit),
-            "saturation_drill": drill.verdict,
+            "max_logit": _rounded(facts.drill.peak_logit),
+            "saturation_drill": facts.drill.verdict,
         }
-        accuracy_quality = ramp(evaluation.accuracy, 0.5, ACCURACY_CEILING)
-        if run.crashed:
-            row, quality = self.row("crash"), accuracy_quality
-            message = f"The script crashed ({run.error_text}); fix the error first."
-        elif first_nan is not None or nan_weights:
-            row = self.row("still_nan")
-            quality = first_nan / len(losses) if first_nan is not None else 0.0
-            message = "The loss still turns NaN" + (
-                ", and the NaN wrecks the model's weights." if nan_weights else "."
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        evaluation, facts, losses = graded.evaluation, graded.facts, graded.run.evidence.losses
+        accuracy_quality = self.metric_quality(graded)
+        if facts.first_nan is not None or facts.nan_weights:
+            quality = facts.first_nan / len(losses) if facts.first_nan is not None else 0.0
+            message = (
+                "The loss still turns NaN"
+                + (", and the NaN wrecks the model's weights." if facts.nan_weights else ".")
+                if facts.first_nan is not None
+                else "No loss was NaN, but a NaN gradient wrecked the model's weights."
             )
-        elif not trained:
-            row, quality = self.row("not_trained"), accuracy_quality
+            return Verdict("still_nan", quality, message)
+        if not facts.trained:
             message = "No NaN, but nothing was learned: the loss no longer trains the model."
-        elif drill.verdict == "failed":
-            row, quality = self.row("unprotected"), accuracy_quality
+            return Verdict("not_trained", accuracy_quality, message)
+        if facts.drill.verdict == "failed":
             message = (
                 "No NaN this time, but your loss still returns NaN as soon as the model is "
                 "confident enough: it was not fixed, only not reached."
             )
-        elif accuracy_ok:
-            row = self.row("fixed")
-            quality = (
-                0.9 * ramp(evaluation.accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
-                + 0.1 * checks[-1].passed
-            )
+            return Verdict("unprotected", accuracy_quality, message)
+        if facts.accuracy_ok:
+            quality = 0.9 * ramp(
+                evaluation.accuracy, ACCURACY_TARGET, ACCURACY_CEILING
+            ) + 0.1 * checks.passed("reports")
             message = "Fixed: the loss stays finite even on saturated predictions, and the model "
             message += "meets the accuracy target."
-        else:
-            row = self.row("fixed_low")
-            quality = ramp(evaluation.accuracy, 0.5, ACCURACY_TARGET)
-            message = "The NaN is fixed, but the model falls short of the accuracy target."
-        return Assessment(row, quality, checks, metrics, message)
+            return Verdict("fixed", quality, message)
+        quality = ramp(evaluation.accuracy, 0.5, ACCURACY_TARGET)
+        message = "The NaN is fixed, but the model falls short of the accuracy target."
+        return Verdict("fixed_low", quality, message)
 
 
 def evaluate(
@@ -162,10 +194,10 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
         return Check("finite_loss", title, False, "backward() was never called on a loss")
     if first_nan is None:
         detail = f"all {len(losses)} losses were finite"
-        if math.isfinite(drill.logit_max) and drill.logit_max >= SATURATION_LOGIT:
+        if drill.sigmoid_reached_one and math.isfinite(drill.logit_max):
             detail += (
-                f", even with logits up to {drill.logit_max:.1f}, past the {SATURATION_LOGIT:.1f} "
-                "where sigmoid rounds to exactly 1.0"
+                f", even where the loss's sigmoid ({', '.join(drill.sigmoid_dtypes)}) returned "
+                f"exactly 1.0 (logits up to {drill.logit_max:.1f})"
             )
         return Check("finite_loss", title, True, detail)
     bad = sum(not math.isfinite(loss) for loss in losses)
@@ -177,10 +209,12 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
     cause = ""
     if logit is not None and logit >= SATURATION_LOGIT:
         detail += f"; just before it, the largest logit had reached {logit:.1f}"
-        cause = (
-            f"In float32 sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = -inf "
-            "and 0 * -inf = NaN. "
-        )
+        float32_sigmoid = drill.sigmoid_dtypes == ["float32"]
+        if float32_sigmoid and "log(1 - pred)" in drill.zero_logs:
+            cause = (
+                f"In float32 sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = "
+                "-inf and 0 * -inf = NaN. "
+            )
     return Check("finite_loss", title, False, detail, f"{cause}{_why(drill)} {LOG_FIX}".strip())
 
 
@@ -240,7 +274,9 @@ def _near_one(value: float) -> str:
     return f"1 {'-' if value < 1 else '+'} {abs(1 - value):.0e}".replace("e-0", "e-")
 
 
-def _weights_check(model: torch.nn.Module | None, nan_weights: int, nan_loss: bool) -> Check:
+def _weights_check(
+    model: torch.nn.Module | None, nan_weights: int, nan_loss: bool, guards: list[str]
+) -> Check:
     title = "The trained weights are finite"
     if model is None:
         return Check("weights", title, False, "no trained model (torch.nn.Module) was found")
@@ -252,11 +288,25 @@ def _weights_check(model: torch.nn.Module | None, nan_weights: int, nan_loss: bo
         "overwrites them, and every prediction after that is NaN"
     )
     if not nan_loss:
-        detail += (
-            ". Every loss looked finite, so the NaN was hidden in the loss value (by "
-            "nan_to_num, for example) while its gradient still carried it"
-        )
+        detail += ". " + _hidden_nan(guards)
     return Check("weights", title, False, detail)
+
+
+def _hidden_nan(guards: list[str]) -> str:
+    """Every loss was finite yet the weights are NaN: name what hid it, if the run shows it."""
+    if "where" in guards:
+        return (
+            "Every loss was finite: torch.where picked the finite branch, but backward() "
+            "differentiates both branches, and the log's gradient where its input is 0 is "
+            "infinite, so the discarded branch sent 0 * inf = NaN into the gradient"
+        )
+    if any(guard.startswith("nan_to_num") or guard.startswith("masked_fill") for guard in guards):
+        name = next(g for g in guards if g != "where").rstrip("_")
+        return (
+            f"Every loss was finite: {name} replaced the NaN in the loss value, but its "
+            "gradient still carried it"
+        )
+    return "Every loss was finite, yet a NaN reached the weights through the gradient"
 
 
 def _drill_check(drill: DrillReport, first_nan: int | None, backpropagated: bool) -> Check:

@@ -48,6 +48,7 @@ DRILL_EVERY = 5
 
 _NEVER_REPLAY = {"backward", "grad", "register_hook", "retain_grad"}
 _LOGS = {"log", "log_", "log2", "log2_", "log10", "log10_", "log1p", "log1p_", "xlogy"}
+_GUARDS = {"where", "nan_to_num", "nan_to_num_", "masked_fill", "masked_fill_"}
 _CLAMPS = {"clamp", "clamp_", "clip", "clip_", "clamp_min", "clamp_min_", "clamp_max", "clamp_max_"}
 
 
@@ -76,6 +77,13 @@ class DrillReport:
     peak_logit: float = math.nan
     #: Training forward passes whose loss never reached ``backward()`` (skipped batches).
     skipped: int = 0
+    #: The dtypes of the real sigmoids on the loss path (drilled steps), in order of first use.
+    sigmoid_dtypes: list[str] = field(default_factory=list)
+    #: Whether a real sigmoid on the loss path returned exactly 1.0 (drilled steps).
+    sigmoid_reached_one: bool = False
+    #: Operations on the loss path that can hide a NaN or infinity from the loss value
+    #: while backward() still differentiates what they hide (``where``, ``nan_to_num``).
+    guards: list[str] = field(default_factory=list)
 
     @property
     def tested(self) -> list[float]:
@@ -247,6 +255,7 @@ class SaturationDrill(Probe):
         if unchanged and _same(replay_args, args):
             return
         name = getattr(func, "__name__", "")
+        self._note_real(name, result)
         if name in _NEVER_REPLAY or "out" in kwargs:
             return  # side effects, or a learner's tensor as the output: never redo those
         shadowed_target = bool(args) and isinstance(args[0], torch.Tensor)
@@ -265,6 +274,17 @@ class SaturationDrill(Probe):
             for real, shadow in zip(result, replayed, strict=True):
                 if isinstance(real, torch.Tensor) and isinstance(shadow, torch.Tensor):
                     self._set_shadow(real, shadow)
+
+    def _note_real(self, name: str, result: Any) -> None:
+        """What the real computation on the loss path did: its sigmoids, its guards."""
+        report = self.report
+        if name in _GUARDS and name not in report.guards:
+            report.guards.append(name)
+        if name in ("sigmoid", "sigmoid_") and isinstance(result, torch.Tensor):
+            dtype = str(result.dtype).removeprefix("torch.")
+            if dtype not in report.sigmoid_dtypes:
+                report.sigmoid_dtypes.append(dtype)
+            report.sigmoid_reached_one |= bool((result.detach() == 1).any())
 
     def _substitute(self, value: Any) -> Any:
         """``value`` with each shadowed tensor (itself, or an item of a list or tuple) swapped."""

@@ -13,19 +13,17 @@ grader draws itself.
 from __future__ import annotations
 
 import math
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import torch
 
-from whipnb.core.instrument import TrainingDataWatch
+from whipnb.core.instrument import Probe
 from whipnb.core.printed import printed_scalar
-from whipnb.core.result import GRADED, MEMORY, Check
-from whipnb.core.rubric import Assessment, Row, ramp
+from whipnb.core.result import MEMORY, Check
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import Evaluation, evaluate_classifier, find_model, reporting_check
+from whipnb.tasks.common import Evaluation, evaluate_classifier
 from whipnb.tasks.task3 import ACCURACY_TARGET, LEAKED_SHARE, MEMORY_BUDGET_MIB
 from whipnb.tasks.task3.data import IMAGE_SIZE, make_samples
 from whipnb.tasks.task3.leakage import Overlap, overlap
@@ -37,11 +35,10 @@ from whipnb.tasks.task3.probes import (
     ModelInputs,
     mib,
 )
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 9_103
 HELD_OUT_SIZE = 4_000
-HELD_OUT_NAME = "the grader's held-out images"
 #: Fresh images that calibrate what "no copy" looks like for the near-duplicate test.
 FRESH_REFERENCE = 400
 IMAGE_SHAPE = (1, IMAGE_SIZE, IMAGE_SIZE)
@@ -56,56 +53,83 @@ ACCURACY_CEILING = 0.96
 OWN_SPLIT = "accuracy on your X_val"
 
 
-@cache
-def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+@dataclass(frozen=True)
+class Facts:
+    """The findings the rubric row depends on."""
 
+    report: GraphReport
+    leak: Overlap
+    own: tuple[float | None, str]  #: accuracy on the learner's own validation split, and its source
+    out_of_memory: bool
+    trained: bool
+    graphs_ok: bool
+    leak_ok: bool
+    accuracy_ok: bool
 
-def held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    """The grader's fresh images, copied so that no model can alter the cached ones."""
-    images, labels = _held_out()
-    return images.clone(), labels.clone()
+    @property
+    def validated(self) -> bool:
+        """The model was validated on images it did not train on."""
+        return self.leak.validated > 0
 
 
 class Task3Grader(Grader):
     """Graph memory, leakage between training and validation images, held-out accuracy."""
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+    chance = 0.25
+    ceiling = ACCURACY_CEILING
+
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def task_probes(self) -> dict[str, Probe]:
         memory = GraphMemoryBudget(MEMORY_BUDGET)
-        images, _labels = _held_out()
-        return {
-            "memory": memory,
-            "inputs": ModelInputs(memory, IMAGE_SHAPE),
-            "data_watch": TrainingDataWatch({HELD_OUT_NAME: images}, held_out=(HELD_OUT_NAME,)),
-        }
+        return {"memory": memory, "inputs": ModelInputs(memory, IMAGE_SHAPE)}
 
-    def assess(self, run: Run) -> Assessment:
+    def gather(self, graded: Graded) -> Facts:
+        run, evaluation = graded.run, graded.evaluation
         report: GraphReport = run.probes["memory"].report
-        model = find_model(run)
-        images, labels = held_out()
-        evaluation = evaluate_classifier(model, images, labels)
-        leak = _overlap(run, report, images[:FRESH_REFERENCE])
-        own = _own_validation(run, model)
-
+        leak = _overlap(run, report, self.held_out()[0][:FRESH_REFERENCE])
         out_of_memory = bool(report.exceeded)
         trained = bool(run.evidence.steps)
-        graphs_ok = trained and not out_of_memory and report.piled_graphs < PILED_GRAPHS
-        leak_ok = leak.validated > 0 and leak.share < LEAKED_SHARE
-        accuracy_ok = evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET
-        checks = [
-            _runs_check(run, report),
-            _memory_check(report),
-            _graph_check(report, graphs_ok, trained),
-            _leak_check(leak, leak_ok, own, evaluation),
+        return Facts(
+            report=report,
+            leak=leak,
+            own=_own_validation(run, graded.model),
+            out_of_memory=out_of_memory,
+            trained=trained,
+            graphs_ok=trained and not out_of_memory and report.piled_graphs < PILED_GRAPHS,
+            leak_ok=leak.validated > 0 and leak.share < LEAKED_SHARE,
+            accuracy_ok=evaluation.accuracy is not None and evaluation.accuracy > ACCURACY_TARGET,
+        )
+
+    def own_validation(self, graded: Graded) -> tuple[torch.Tensor, torch.Tensor]:
+        """The script splits its images itself: its ``X_val`` against the images the
+        model really trained on (forward passes that backward used)."""
+        run = graded.run
+        trained, _ = run.probes["inputs"].split(graded.facts.report.backpropagated)
+        return _namespace_images(run, "X_val"), trained
+
+    def runs_check(self, graded: Graded) -> Check:
+        return _runs_check(graded.run, graded.facts.report)
+
+    def checks(self, graded: Graded) -> list[Check]:
+        evaluation, facts = graded.evaluation, graded.facts
+        return [
+            _memory_check(facts.report),
+            _graph_check(facts.report, facts.graphs_ok, facts.trained),
+            _leak_check(facts.leak, facts.leak_ok, facts.own, evaluation),
             Check(
                 "accuracy",
                 f"Accuracy on fresh images above {ACCURACY_TARGET}",
-                accuracy_ok,
+                facts.accuracy_ok,
                 evaluation.error or f"held-out accuracy {evaluation.accuracy:.4f}",
             ),
-            reporting_check(run, "VAL_ACC", evaluation.accuracy),
         ]
-        metrics = {
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        evaluation, facts, run = graded.evaluation, graded.facts, graded.run
+        own, leak, report = facts.own, facts.leak, facts.report
+        return {
             "heldout_accuracy": evaluation.accuracy,
             "heldout_loss": evaluation.loss,
             "validation_accuracy": own[0] if own[1] == OWN_SPLIT else None,
@@ -114,60 +138,50 @@ class Task3Grader(Grader):
             "piled_up_graphs": report.piled_graphs,
             "optimizer_steps": len(run.evidence.steps),
         }
-        verdict = _Verdict(out_of_memory, graphs_ok, leak_ok, leak.validated > 0, checks[-1].passed)
-        row, quality, message = self._judge(run, evaluation.accuracy, verdict)
-        return Assessment(
-            row, quality, checks, metrics, message, status=MEMORY if out_of_memory else GRADED
-        )
 
-    def _judge(self, run: Run, accuracy: float | None, verdict: _Verdict) -> tuple[Row, float, str]:
-        """The rubric row, the quality within it and the message, from the findings."""
-        if verdict.out_of_memory:
-            quality = 0.5 * verdict.leak_ok + 0.5 * ramp(accuracy, 0.25, ACCURACY_CEILING)
-            leak_note = " The split is clean now." if verdict.leak_ok else ""
-            message = (
-                "Out of memory: autograd graphs piled up past the budget, so training never "
-                f"finished.{leak_note}"
-            )
-            return self.row("oom"), quality, message
-        if run.crashed:
-            message = f"The script crashed ({run.error_text}); fix the error first."
-            return self.row("crash"), ramp(accuracy, 0.25, ACCURACY_CEILING), message
-        if verdict.graphs_ok and verdict.leak_ok:
+    def verdict(self, graded: Graded, checks: Checks) -> Verdict:
+        """Out of memory comes first: the budget stopped the run, whatever else it did."""
+        facts = graded.facts
+        if not facts.out_of_memory:
+            return super().verdict(graded, checks)
+        accuracy = graded.evaluation.accuracy
+        quality = 0.5 * facts.leak_ok + 0.5 * ramp(accuracy, 0.25, ACCURACY_CEILING)
+        leak_note = " The split is clean now." if facts.leak_ok else ""
+        message = (
+            "Out of memory: autograd graphs piled up past the budget, so training never "
+            f"finished.{leak_note}"
+        )
+        return Verdict("oom", quality, message, status=MEMORY)
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        accuracy, facts, run = graded.evaluation.accuracy, graded.facts, graded.run
+        if facts.graphs_ok and facts.leak_ok:
             if accuracy is not None and accuracy > ACCURACY_TARGET:
                 quality = 0.85 * ramp(accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
-                quality += 0.15 * verdict.honest_report
+                quality += 0.15 * checks.passed("reports")
                 message = "Both bugs fixed: no graphs pile up and validation is honest."
-                return self.row("fixed"), quality, message
+                return Verdict("fixed", quality, message)
             message = "Both bugs fixed, but the model does not reach the accuracy target yet."
-            return self.row("fixed_short"), ramp(accuracy, 0.5, ACCURACY_TARGET), message
-        if verdict.graphs_ok or verdict.leak_ok:
-            if verdict.leak_ok:
-                message = (
-                    "One bug left: graphs still pile up; a full-length run runs out of memory."
-                )
-            elif verdict.validated:
-                message = "One bug left: validation images are copies of training images (leakage)."
+            return Verdict("fixed_short", ramp(accuracy, 0.5, ACCURACY_TARGET), message)
+        if facts.graphs_ok or facts.leak_ok:
+            if facts.leak_ok:
+                message = f"One bug left: graphs still pile up ({_pile_text(facts.report)})."
+            elif facts.validated:
+                message = f"One bug left: {_leak_summary(facts.leak)} (leakage)."
             else:
                 message = "One bug left: the model is never validated on images kept apart."
-            return self.row("one_fixed"), ramp(accuracy, 0.5, ACCURACY_CEILING), message
+            return Verdict("one_fixed", ramp(accuracy, 0.5, ACCURACY_CEILING), message)
+        leak = (
+            _leak_summary(facts.leak)
+            if facts.validated
+            else "no image was kept apart for validation"
+        )
         message = (
-            "Both bugs are still there; this run only fits in memory because it is short."
+            f"Both bugs are still there: graphs pile up ({_pile_text(facts.report)}), and {leak}."
             if run.evidence.steps
             else "Nothing was trained (optimizer.step() never ran), so no fix can be seen."
         )
-        return self.row("none_fixed"), ramp(accuracy, 0.25, ACCURACY_CEILING), message
-
-
-@dataclass(frozen=True)
-class _Verdict:
-    """The findings the rubric row depends on."""
-
-    out_of_memory: bool
-    graphs_ok: bool
-    leak_ok: bool
-    validated: bool  #: the model was validated on images it did not train on
-    honest_report: bool  #: the printed lines agree with what the grader measured
+        return Verdict("none_fixed", ramp(accuracy, 0.25, ACCURACY_CEILING), message)
 
 
 # --- evidence -------------------------------------------------------------------
@@ -280,16 +294,45 @@ def _leak_check(
         if leak.duplicated:
             detail = detail.replace("none of the", f"only {leak.duplicated} of the", 1)
         return Check("leakage", title, True, detail)
-    detail = (
-        f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) are "
-        f"augmented copies of images the model trained on (typical fine-detail correlation "
-        f"{leak.typical_copy:.2f}, new images {leak.typical_fresh:.2f}){accuracies}"
+    correlation = (
+        f"typical fine-detail correlation {leak.typical_copy:.2f}, new images "
+        f"{leak.typical_fresh:.2f}"
     )
-    diagnosis = (
-        "the split was made after augmenting, so copies of one image sit on both sides of it. "
-        "Split the original images first, then augment the training part only"
-    )
+    if leak.identical * 2 >= leak.duplicated:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are copies of images the model trained on, {leak.identical} of them identical "
+            f"({correlation}){accuracies}"
+        )
+        diagnosis = (
+            "the model was trained on the validation images themselves: keep them out of "
+            "every training batch"
+        )
+    else:
+        detail = (
+            f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
+            f"are augmented copies of images the model trained on ({correlation}){accuracies}"
+        )
+        diagnosis = (
+            "the split was made after augmenting, so copies of one image sit on both sides of "
+            "it. Split the original images first, then augment the training part only"
+        )
     return Check("leakage", title, False, detail, diagnosis)
+
+
+def _leak_summary(leak: Overlap) -> str:
+    if leak.identical * 2 >= leak.duplicated and leak.identical:
+        return "the model trained on its validation images themselves"
+    return "validation images are augmented copies of training images"
+
+
+def _pile_text(report: GraphReport) -> str:
+    """The measured pile-up: how many unused graphs were alive at once, and the peak."""
+    return (
+        f"{report.piled_graphs} graphs that never reached backward() were alive at once, "
+        f"holding {mib(report.piled_bytes)}; graph memory peaked at {mib(report.peak_bytes)} "
+        f"of the {mib(report.budget_bytes)} budget"
+    )
 
 
 def _accuracy_comparison(own: tuple[float | None, str], evaluation: Evaluation) -> str:

@@ -33,6 +33,8 @@ class Overlap:
     threshold: float
     typical_copy: float  #: median best correlation of the validation images
     typical_fresh: float  #: median best correlation of the grader's fresh images
+    #: validation images identical to a training image: trained on directly, not augmented
+    identical: int = 0
 
     @property
     def share(self) -> float:
@@ -63,6 +65,7 @@ def overlap(
     """Near-duplicates of ``training`` among ``validation``, calibrated on ``fresh``."""
     if len(training) == 0 or len(validation) == 0:
         return Overlap(len(validation), 0, float("nan"), float("nan"), float("nan"))
+    identical = _identical(training, validation)
     training = training[:MAX_TRAINING_ROWS]
     copies = best_match(validation, training, side)
     new = best_match(fresh, training, side)
@@ -73,4 +76,11 @@ def overlap(
         threshold=threshold,
         typical_copy=float(copies.median()),
         typical_fresh=float(new.median()),
+        identical=identical,
     )
+
+
+def _identical(training: torch.Tensor, validation: torch.Tensor) -> int:
+    """How many validation rows equal some training row exactly (byte for byte)."""
+    seen = {row.tobytes() for row in training.detach().float().contiguous().numpy()}
+    return sum(row.tobytes() in seen for row in validation.detach().float().contiguous().numpy())

@@ -19,6 +19,7 @@ class Task4(Task):
         Row("fixed", "Both bugs fixed, F1 > 0.75", 0.85, 1.0),
         Row("fixed_short", "Both bugs fixed, F1 not above 0.75 yet", 0.75, 0.85),
         Row("loss_fixed", "Loss fixed, eval partially correct", 0.50, 0.75),
+        Row("not_learning", "Loss fixed, but the model learns nothing from the inputs", 0.30, 0.50),
         Row("wrong_loss", "Wrong loss still used", 0.10, 0.30),
         Row("crash", "Code crashes", 0.0, 0.10),
     )

@@ -139,6 +139,27 @@ CASES = [
         solution((MODEL, SIGMOID_MODEL), (BCE_LOGITS, "criterion = nn.BCELoss()")),
         "sigmoid of a probability is always above 0.5: every tag is predicted",
     ),
+    Case(
+        "both fixed, but a bias-only model (learns the tag rates, nothing from the inputs)",
+        "not_learning",
+        solution(
+            (
+                "model = nn.Linear(NUM_FEATURES, NUM_LABELS)\n",
+                "class BiasOnly(nn.Module):\n"
+                "    def __init__(self):\n"
+                "        super().__init__()\n"
+                "        self.bias = nn.Parameter(torch.zeros(NUM_LABELS))\n\n"
+                "    def forward(self, x):\n"
+                "        return self.bias.expand(len(x), -1)\n\n\n"
+                "model = BiasOnly()\n",
+            )
+        ),
+    ),
+    Case(
+        "both fixed, learning rate 1e-6 (the model stays at its random start)",
+        "not_learning",
+        solution(("lr=0.01", "lr=1e-6")),
+    ),
     Case("the buggy script as shipped", "wrong_loss", BUGGY),
     Case(
         "only the evaluation fixed: CrossEntropyLoss kept",

@@ -9,21 +9,16 @@ model re-evaluated on those samples with the correct rule (micro-F1).
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from whipnb.core.instrument import Probe
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment, ramp
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import (
-    crash_check,
-    find_model,
-    loss_trend,
-    reporting_check,
-    watch_unseen_data,
-)
+from whipnb.tasks.common import LossTrend, loss_trend
 from whipnb.tasks.task4 import F1_TARGET
 from whipnb.tasks.task4.data import make_data, make_samples
 from whipnb.tasks.task4.evaluation import (
@@ -35,7 +30,7 @@ from whipnb.tasks.task4.evaluation import (
     evaluate_saved,
 )
 from whipnb.tasks.task4.probe import BINARY, SOFTMAX, LossKindProbe
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 4_417
 HELD_OUT_SIZE = 4_000
@@ -43,80 +38,162 @@ HELD_OUT_SIZE = 4_000
 F1_CEILING = 0.96
 #: Held-out binary cross-entropy of the reference solution is about 0.09.
 BCE_WORST, BCE_BEST = 0.35, 0.08
+#: A model learned from its inputs when its held-out micro-F1 beats the best rule
+#: that ignores them (the same tags for every sample) by this much; a falling loss
+#: alone does not show it (a bias-only model's loss falls by a fifth).
+LEARNED_MARGIN = 0.05
 #: A fix must have trained with a per-tag loss on (nearly) every backward pass.
 BINARY_SHARE_NEEDED = 0.9
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the rows of task 4 depend on."""
+
+    probe: LossKindProbe
+    tags: torch.Tensor  #: the held-out tags
+    rule: RuleEvaluation
+    loss_fixed: bool
+    f1_ok: bool
+    trend: LossTrend
+    #: the best micro-F1 of a rule that ignores the inputs, on the held-out tags
+    constant: float
+    #: the model beats that rule by LEARNED_MARGIN: it learned from its inputs
+    learned: bool
 
 
 class Task4Grader(Grader):
     """The loss each backward pass used, the learner's decision rule and held-out micro-F1."""
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
-        _x_train, _y_train, x_val, _y_val = make_data()
-        held_out, _tags = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        return {"loss_kind": LossKindProbe(), "data_watch": watch_unseen_data(x_val, held_out)}
+    reported_metric = "VAL_F1"
+    chance = 0.4
+    ceiling = F1_CEILING
 
-    def assess(self, run: Run) -> Assessment:
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def task_probes(self) -> dict[str, Probe]:
+        return {"loss_kind": LossKindProbe()}
+
+    def evaluate(self, run: Run, model: torch.nn.Module | None) -> ModelEvaluation:
+        return evaluate_model(model, *self.held_out())
+
+    def headline(self, evaluation: ModelEvaluation) -> float | None:
+        return evaluation.f1
+
+    def gather(self, graded: Graded) -> Facts:
+        run, evaluation = graded.run, graded.evaluation
         probe: LossKindProbe = run.probes["loss_kind"]
-        model = find_model(run)
-        inputs, tags = make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-        evaluation = evaluate_model(model, inputs, tags)
-        rule = learner_rule(run, model, inputs, tags, evaluation)
-        loss_fixed = bool(probe.kinds) and probe.fraction(BINARY) >= BINARY_SHARE_NEEDED
-        f1_ok = evaluation.f1 is not None and evaluation.f1 > F1_TARGET
-        trend = loss_trend(run.evidence.losses)
+        inputs, tags = self.held_out()
+        return Facts(
+            probe=probe,
+            tags=tags,
+            rule=learner_rule(run, graded.model, inputs, tags, evaluation),
+            loss_fixed=bool(probe.kinds) and probe.fraction(BINARY) >= BINARY_SHARE_NEEDED,
+            f1_ok=evaluation.f1 is not None and evaluation.f1 > F1_TARGET,
+            trend=loss_trend(run.evidence.losses),
+            constant=constant_f1(tags),
+            learned=evaluation.f1 is not None
+            and evaluation.f1 > constant_f1(tags) + LEARNED_MARGIN,
+        )
 
-        checks = [
-            crash_check(run),
-            loss_check(run, probe, loss_fixed, evaluation),
-            rule_check(rule, tags),
+    def checks(self, graded: Graded) -> list[Check]:
+        evaluation, facts = graded.evaluation, graded.facts
+        return [
+            loss_check(graded.run, facts.probe, facts.loss_fixed, evaluation),
+            rule_check(facts.rule, facts.tags),
             Check(
                 "f1",
                 f"Micro-F1 on fresh data above {F1_TARGET}",
-                f1_ok,
-                f1_detail(evaluation, tags),
+                facts.f1_ok,
+                f1_detail(evaluation, facts.tags),
             ),
-            improvement_check(trend.windows),
-            reporting_check(run, "VAL_F1", rule.f1 if rule.f1 is not None else evaluation.f1),
+            improvement_check(facts.trend.windows),
         ]
-        metrics = {
+
+    def reported_value(self, graded: Graded) -> float | None:
+        """The learner's own rule when it could be run, else the model read correctly."""
+        rule = graded.facts.rule
+        return rule.f1 if rule.f1 is not None else graded.evaluation.f1
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        evaluation, facts = graded.evaluation, graded.facts
+        rule = facts.rule
+        return {
             "heldout_f1": evaluation.f1,
             "predict_f1": rule.f1,
             "predict_agreement": rule.agreement,
             "predicted_tags_per_sample": rule.tags_per_sample,
             "model_tags_per_sample": evaluation.tags_per_sample,
-            "true_tags_per_sample": float(tags.sum(1).mean()),
+            "true_tags_per_sample": float(facts.tags.sum(1).mean()),
             "heldout_bce": evaluation.bce,
-            "binary_loss_share": round(probe.fraction(BINARY), 4),
-            "optimizer_steps": len(run.evidence.steps),
+            "binary_loss_share": round(facts.probe.fraction(BINARY), 4),
+            "optimizer_steps": len(graded.run.evidence.steps),
         }
-        f1_quality = ramp(evaluation.f1, 0.4, F1_CEILING)
-        if run.crashed:
-            row, quality = self.row("crash"), f1_quality
-            message = f"The script crashed ({run.error_text}). {crash_reason(run)}"
-        elif loss_fixed and rule.correct and f1_ok:
-            row = self.row("fixed")
+
+    def crash_message(self, graded: Graded) -> str:
+        run = graded.run
+        return f"The script crashed ({run.error_text}). {crash_reason(run)}"
+
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        evaluation, facts = graded.evaluation, graded.facts
+        rule, loss_fixed = facts.rule, facts.loss_fixed
+        f1_quality = self.metric_quality(graded)
+        if loss_fixed and rule.correct and facts.f1_ok:
             quality = (
                 0.7 * ramp(evaluation.f1, F1_TARGET, F1_CEILING)
                 + 0.2 * ramp(evaluation.bce, BCE_WORST, BCE_BEST)
-                + 0.1 * checks[-1].passed
+                + 0.1 * checks.passed("reports")
             )
             message = "Both bugs fixed: one yes/no decision per tag, in the loss and in predict()."
-        elif loss_fixed and rule.correct:
-            row, quality = self.row("fixed_short"), ramp(evaluation.f1, 0.3, F1_TARGET)
+            return Verdict("fixed", quality, message)
+        if loss_fixed and not facts.learned:
+            quality = 0.5 * rule.correct + 0.5 * ramp(evaluation.f1, 0.0, F1_TARGET)
+            message = (
+                "The loss is fixed, but the model learns nothing from the inputs: held-out "
+                f"micro-F1 {_shown(evaluation.f1)}, where the best rule that ignores the inputs "
+                f"reaches {facts.constant:.3f}."
+            )
+            return Verdict("not_learning", quality, message)
+        if loss_fixed and rule.correct:
             message = (
                 f"Both bugs look fixed, but held-out micro-F1 is {evaluation.f1:.3f}, not above "
-                f"{F1_TARGET} yet: the model needs more (or faster) training."
+                f"{F1_TARGET} yet{_still_falling(facts.trend.windows)}."
             )
-        elif loss_fixed:
-            row = self.row("loss_fixed")
+            return Verdict("fixed_short", ramp(evaluation.f1, 0.3, F1_TARGET), message)
+        if loss_fixed:
             quality = 0.5 * f1_quality + 0.5 * ramp(rule.f1, 0.3, F1_CEILING)
             message = "The loss is fixed, but predict() still does not decide each tag on its own."
-        else:
-            row = self.row("wrong_loss")
-            trained = run.evidence.fresh_step_fraction
-            quality = 0.3 * trained + 0.35 * rule.correct + 0.35 * f1_quality
-            message = wrong_loss_message(probe, rule.correct)
-        return Assessment(row, quality, checks, metrics, message)
+            return Verdict("loss_fixed", quality, message)
+        trained = graded.run.evidence.fresh_step_fraction
+        quality = 0.3 * trained + 0.35 * rule.correct + 0.35 * f1_quality
+        return Verdict("wrong_loss", quality, wrong_loss_message(facts.probe, rule.correct))
+
+
+def constant_f1(tags: torch.Tensor) -> float:
+    """The best micro-F1 of a rule that ignores the inputs: the same tags for every
+    sample (the most frequent ones, as many as pays), read on the grader's tags."""
+    counts = sorted(tags.sum(0).tolist(), reverse=True)
+    total, rows = float(tags.sum()), len(tags)
+    return max(2 * sum(counts[:k]) / (rows * k + total) for k in range(1, len(counts) + 1))
+
+
+def _still_falling(windows: list[float]) -> str:
+    """Say the model needs more training only when its loss was still falling at the end."""
+    half = windows[len(windows) // 2 :]
+    if len(half) >= 2 and half[-1] < 0.95 * half[0]:
+        return (
+            f": the loss was still falling when training stopped ({half[0]:.3g} to "
+            f"{half[-1]:.3g} over the second half), so it needs more (or faster) training"
+        )
+    return ""
+
+
+def _shown(value: float | None) -> str:
+    return "unmeasured" if value is None else f"{value:.3f}"
 
 
 def wrong_loss_message(probe: LossKindProbe, rule_correct: bool) -> str:
@@ -209,11 +286,26 @@ def loss_check(run: Run, probe: LossKindProbe, fixed: bool, evaluation: ModelEva
 
 
 def binary_loss_name(nodes: set[str]) -> str:
+    """Name the binary loss from its graph: what BCELoss was applied to is in the
+    nodes below it (a sigmoid, a clamp, or neither)."""
     if "BinaryCrossEntropyWithLogitsBackward0" in nodes:
         return "a binary cross-entropy on the logits (BCEWithLogitsLoss)"
     if "BinaryCrossEntropyBackward0" in nodes:
-        return "a binary cross-entropy on sigmoid probabilities (BCELoss)"
+        sigmoid = "SigmoidBackward0" in nodes
+        clamped = bool(nodes & CLAMP_NODES)
+        inputs = {
+            (True, False): "sigmoid probabilities",
+            (True, True): "clamped sigmoid probabilities",
+            (False, True): "clamped outputs, not sigmoid probabilities",
+            (False, False): "the model's outputs, with no sigmoid in the graph",
+        }[(sigmoid, clamped)]
+        return f"a binary cross-entropy on {inputs} (BCELoss)"
     return "a per-tag binary cross-entropy"
+
+
+CLAMP_NODES = frozenset(
+    {"ClampBackward0", "ClampBackward1", "ClampMinBackward0", "ClampMaxBackward0"}
+)
 
 
 def softmax_loss_name(nodes: set[str]) -> str:

@@ -14,26 +14,20 @@ and re-evaluates the model on 4,000 readings the grader draws itself.
 from __future__ import annotations
 
 import math
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from whipnb.core.instrument import Probe
 from whipnb.core.result import Check
-from whipnb.core.rubric import Assessment, Row, ramp
+from whipnb.core.rubric import ramp
 from whipnb.core.runner import Run
-from whipnb.tasks.common import (
-    Evaluation,
-    LossTrend,
-    crash_check,
-    evaluate_classifier,
-    loss_trend,
-    reporting_check,
-)
+from whipnb.tasks.common import Evaluation, LossTrend, loss_trend
 from whipnb.tasks.task5 import ACCURACY_TARGET
-from whipnb.tasks.task5.data import make_samples, pretrained_weights
+from whipnb.tasks.task5.data import make_data, make_samples, pretrained_weights
 from whipnb.tasks.task5.probe import Audit, TrainabilityProbe, audit
-from whipnb.tasks.template import Grader
+from whipnb.tasks.template import Checks, Graded, Grader, Verdict
 
 HELD_OUT_SEED = 5_107
 HELD_OUT_SIZE = 4_000
@@ -46,18 +40,38 @@ MIN_MOVING_STEPS = 20
 LOSS_DROP = 0.8
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What the rows of task 5 depend on."""
+
+    found: Audit
+    trend: LossTrend
+    moving: int  #: optimizer steps that moved the weights
+    learned: bool
+    change: float | None  #: how far the backbone moved from its pretrained weights
+
+
 class Task5Grader(Grader):
     """What the optimizer held against what could train, real training, held-out accuracy."""
 
-    def probes(self) -> dict[str, AbstractContextManager[Any]]:
+    chance = CHANCE
+    ceiling = ACCURACY_CEILING
+
+    def make_held_out(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
+
+    def task_probes(self) -> dict[str, Probe]:
         return {"trainability": TrainabilityProbe()}
 
-    def assess(self, run: Run) -> Assessment:
-        probe: TrainabilityProbe = run.probes["trainability"]
-        model = _trained_model(run, probe)
-        backbone = _backbone(model)
-        found = audit(model, probe, backbone, _optimizers(run))
-        evaluation = evaluate_classifier(model, *make_samples(HELD_OUT_SIZE, HELD_OUT_SEED))
+    def validation_inputs(self) -> torch.Tensor:
+        return make_data()[2]
+
+    def trained_model(self, run: Run) -> torch.nn.Module | None:
+        return _trained_model(run, run.probes["trainability"])
+
+    def gather(self, graded: Graded) -> Facts:
+        run = graded.run
+        backbone = _backbone(graded.model)
         trend = loss_trend(run.evidence.losses)
         moving = run.evidence.moving_steps
         learned = (
@@ -66,50 +80,53 @@ class Task5Grader(Grader):
             and len(trend.windows) >= 2
             and trend.windows[-1] <= LOSS_DROP * trend.windows[0]
         )
-        reports = reporting_check(run, "VAL_ACC", evaluation.accuracy)
-        change = _backbone_change(backbone)
-        checks = [
-            crash_check(run),
-            _frozen_check(found),
-            _orphan_check(found, model is not None),
-            _training_check(moving, learned, trend),
-            _accuracy_check(evaluation),
-            reports,
+        found = audit(graded.model, run.probes["trainability"], backbone, _optimizers(run))
+        return Facts(found, trend, moving, learned, _backbone_change(backbone))
+
+    def checks(self, graded: Graded) -> list[Check]:
+        facts = graded.facts
+        return [
+            _frozen_check(facts.found),
+            _orphan_check(facts.found, graded.model is not None),
+            _training_check(facts.moving, facts.learned, facts.trend),
+            _accuracy_check(graded.evaluation),
         ]
-        metrics = {
+
+    def metrics(self, graded: Graded) -> dict[str, Any]:
+        evaluation, facts = graded.evaluation, graded.facts
+        return {
             "heldout_accuracy": evaluation.accuracy,
             "heldout_loss": evaluation.loss,
-            "optimizer_params": found.held_count,
-            "frozen_params_in_optimizer": found.idle.count,
-            "trainable_params_outside_optimizer": found.orphans.count,
-            "backbone_change": change,
-            "optimizer_steps": len(run.evidence.steps),
-            "moving_steps": moving,
+            "optimizer_params": facts.found.held_count,
+            "frozen_params_in_optimizer": facts.found.idle.count,
+            "trainable_params_outside_optimizer": facts.found.orphans.count,
+            "backbone_change": facts.change,
+            "optimizer_steps": len(graded.run.evidence.steps),
+            "moving_steps": facts.moving,
         }
-        row, quality = self._verdict(run, found, evaluation, learned, reports.passed)
-        message = _message(row.key, run, found, change)
-        return Assessment(row, quality, checks, metrics, message)
 
-    def _verdict(
-        self, run: Run, found: Audit, evaluation: Evaluation, learned: bool, honest: bool
-    ) -> tuple[Row, float]:
-        """The rubric row met, and the quality within it."""
+    def judge(self, graded: Graded, checks: Checks) -> Verdict:
+        facts = graded.facts
+        key, quality = self._row(graded, checks.passed("reports"))
+        return Verdict(key, quality, _message(key, facts.found, facts.change))
+
+    def _row(self, graded: Graded, honest: bool) -> tuple[str, float]:
+        """The rubric row met (by key), and the quality within it."""
+        evaluation, found, learned = graded.evaluation, graded.facts.found, graded.facts.learned
         accuracy = evaluation.accuracy
-        accuracy_quality = ramp(accuracy, CHANCE, ACCURACY_CEILING)
-        if run.crashed:
-            return self.row("crash"), accuracy_quality
+        accuracy_quality = self.metric_quality(graded)
         if not learned or found.backbone_idle:
-            return self.row("none_fixed"), 0.5 * learned + 0.5 * accuracy_quality
+            return "none_fixed", 0.5 * learned + 0.5 * accuracy_quality
         if not found.consistent:
-            return self.row("partial"), 0.8 * found.consistency + 0.2 * accuracy_quality
+            return "partial", 0.8 * found.consistency + 0.2 * accuracy_quality
         if accuracy is not None and accuracy > ACCURACY_TARGET:
             quality = (
                 0.6 * ramp(accuracy, ACCURACY_TARGET, ACCURACY_CEILING)
                 + 0.3 * ramp(evaluation.loss, 0.45, 0.15)
                 + 0.1 * honest
             )
-            return self.row("fixed"), quality
-        return self.row("fixed_short"), ramp(accuracy, CHANCE, ACCURACY_TARGET)
+            return "fixed", quality
+        return "fixed_short", ramp(accuracy, CHANCE, ACCURACY_TARGET)
 
 
 def _trained_model(run: Run, probe: TrainabilityProbe) -> torch.nn.Module | None:
@@ -238,9 +255,7 @@ def _training_check(moving: int, learned: bool, trend: LossTrend) -> Check:
     return Check("training", title, learned, f"{moving:,} steps moved the weights; {curve}")
 
 
-def _message(row: str, run: Run, found: Audit, change: float | None) -> str:
-    if row == "crash":
-        return f"The script crashed ({run.error_text}); fix the error first."
+def _message(row: str, found: Audit, change: float | None) -> str:
     if row == "none_fixed" and found.backbone_idle:
         return (
             "Not fixed: the backbone never gets a gradient but is still handed to the "

@@ -45,6 +45,8 @@ RESIZE_MODES = ("bilinear", "nearest", "area", "bicubic")
 MATCH_GRID = 8
 MATCH_MARGIN = 0.05
 MATCH_FLOOR = 0.75
+#: Below this, neither way round matches: the pixels were reordered, not moved.
+SCRAMBLED_CEILING = 0.5
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class Verdict:
 
     fixed: bool
     detail: str
+    #: False when the run never got far enough to show whether the bug is there
+    tested: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,24 @@ class Feed:
         return image_layout(self.image, self.channels)
 
     @property
+    def single(self) -> Shape | None:
+        """One image with a size-1 axis inserted off the front (``(3, 1, S, S)``): the
+        image itself, ``(3, S, S)``, else None."""
+        if len(self.shape) != 4 or self.shape[0] == 1:
+            return None
+        squeezed = tuple(n for n in self.shape if n != 1)
+        return squeezed if len(squeezed) == 3 and 1 in self.shape[1:] else None
+
+    @property
+    def image_layout(self) -> str:
+        """The layout of the image itself, also when its batch axis is misplaced."""
+        single = self.single
+        return self.layout if single is None else image_layout(single, self.channels)
+
+    @property
     def size(self) -> int | None:
-        return {"CHW": self.image[1], "HWC": self.image[0]}.get(self.layout)
+        image = self.single or self.image
+        return {"CHW": image[1], "HWC": image[0]}.get(self.image_layout)
 
     def describe(self) -> str:
         return "x".join(str(n) for n in self.shape)
@@ -176,15 +196,20 @@ def _reference() -> torch.Tensor:
 
 
 def orientation(images: torch.Tensor | None) -> str:
-    """Are the CHW images fed in training upright, transposed (H and W swapped) or unknown?
+    """Are the CHW images fed in training upright, transposed (H and W swapped),
+    scrambled (their pixels reordered: no training image matches either way) or unknown?
 
     Each image is matched against the training set at a coarse resolution, as
-    it is and with height and width swapped; the better match wins.
+    it is and with height and width swapped; the better match wins.  A correct
+    conversion matches at 0.97 or more, a transposed or flipped one at about 0.7,
+    ``view``/``reshape`` of HWC data to ``(N, 3, H, W)`` at about 0.3.
     """
     if images is None or images.dim() != 4 or images.shape[1] != CHANNELS:
         return "unknown"
     upright = _best_match(images)
     transposed = _best_match(images.transpose(-2, -1))
+    if max(upright, transposed) < SCRAMBLED_CEILING:
+        return "scrambled"
     if transposed > upright + MATCH_MARGIN and transposed > MATCH_FLOOR:
         return "transposed"
     if upright > transposed + MATCH_MARGIN and upright > MATCH_FLOOR:
@@ -199,14 +224,30 @@ def _best_match(images: torch.Tensor) -> float:
 
 def layout_verdict(train: Feed | None, val: Feed | None, turned: str) -> Verdict:
     if train is None:
-        return Verdict(False, "no training batch ever reached the network's first convolution")
+        return Verdict(
+            False, "no training batch ever reached the network's first convolution", tested=False
+        )
     if train.layout != "CHW":
         return Verdict(False, f"training images reached conv1 as {train.describe()}: {_why(train)}")
+    if turned == "scrambled":
+        return Verdict(
+            False,
+            f"training images reach conv1 shaped {train.describe()}, but their pixels are "
+            "scrambled: none matches a training image, upright or turned. view/reshape to "
+            "(N, 3, H, W) reorders the values of HWC data instead of moving the channel axis",
+        )
     if turned == "transposed":
         return Verdict(
             False,
             f"training images reach conv1 as {train.describe()}, but with height and width "
             "swapped: the permute moved the axes to (N, C, W, H); use permute(0, 3, 1, 2)",
+        )
+    if val is not None and val.single is not None and val.image_layout == "CHW":
+        return Verdict(
+            True,
+            f"conv1 received training batches of {train.describe()}; validation gave it a "
+            f"CHW image with an extra axis in the wrong place ({val.describe()}: see the batch "
+            "dimension)",
         )
     if val is not None and val.layout != "CHW":
         return Verdict(
@@ -232,7 +273,9 @@ def _why(fed: Feed) -> str:
 
 def size_verdict(feeds: list[Feed], model: nn.Module | None) -> Verdict:
     if not feeds:
-        return Verdict(False, "no images ever reached the network, so their size is untested")
+        return Verdict(
+            False, "no images ever reached the network, so their size is untested", tested=False
+        )
     shown = []
     for fed in feeds:
         if fed.size is None:
@@ -367,7 +410,9 @@ def batch_verdict(
             True, "validation never ran, but the model turns a single image into a batch"
         )
     return Verdict(
-        False, "validation never ran the model, and no evaluate() function was left to try"
+        False,
+        "validation never ran the model, and no evaluate() function was left to try",
+        tested=False,
     )
 
 
@@ -375,6 +420,15 @@ def _validation_calls_verdict(calls: list[ModelCall]) -> Verdict:
     for call in calls:
         if not _batched(call):
             shape = _dims(call.input_shape or ())
+            misplaced = _misplaced_axis(call.input_shape or ())
+            if misplaced is not None:
+                return Verdict(
+                    False,
+                    f"validation called the model on one image of shape {shape}: the added "
+                    f"axis of size 1 is axis {misplaced}, not axis 0, so it is no batch "
+                    f"dimension: conv1 reads it as {call.input_shape[0]} images of "
+                    f"{call.input_shape[1]} channels",
+                )
             return Verdict(
                 False,
                 f"validation called the model on one image of shape {shape} with no batch "
@@ -384,6 +438,15 @@ def _validation_calls_verdict(calls: list[ModelCall]) -> Verdict:
     first = _dims(calls[0].input_shape or ())
     times = "once" if len(calls) == 1 else f"{len(calls)} times"
     return Verdict(True, f"validation called the model {times}, first on {first}")
+
+
+def _misplaced_axis(shape: Shape) -> int | None:
+    """The axis of size 1 in a single 4-D image whose size-1 axis is not the first."""
+    if len(shape) != 4 or shape[0] == 1:
+        return None
+    axes = [i for i, n in enumerate(shape) if n == 1]
+    squeezed = [n for n in shape if n != 1]
+    return axes[0] if len(axes) == 1 and len(squeezed) == 3 else None
 
 
 def _batched(call: ModelCall) -> bool:
@@ -432,15 +495,17 @@ class HeldOut:
     view: str
 
 
-@cache
-def _held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    """The grader's images ``(N, 32, 32, 3)``, exactly as generated, and their labels."""
-    return make_samples(HELD_OUT_SIZE, HELD_OUT_SEED)
-
-
-def held_out_views(layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
-    """The grader's images in the learner's layout and size, one per plausible resize."""
-    chw = _held_out()[0].permute(0, 3, 1, 2)
+def held_out_views(
+    images: torch.Tensor, layout: str, size: int, scrambled: bool = False
+) -> list[tuple[str, torch.Tensor]]:
+    """The grader's images ``(N, 32, 32, 3)`` in the learner's layout and size, one per
+    plausible resize; ``scrambled``: converted the way the learner did, by reshaping HWC
+    data to CHW instead of moving the channel axis."""
+    chw = (
+        images.reshape(images.shape[0], *images.shape[1:][::-1])
+        if scrambled
+        else images.permute(0, 3, 1, 2)
+    )
     views: list[tuple[str, torch.Tensor]] = []
     if size == IMAGE_SIZE:
         views.append(("as generated", chw))
@@ -456,8 +521,15 @@ def held_out_views(layout: str, size: int) -> list[tuple[str, torch.Tensor]]:
     return views
 
 
-def evaluate_held_out(model: nn.Module | None, input_shape: Shape | None) -> HeldOut | None:
-    """Accuracy of the trained model on the grader's images, in the format it was fed.
+def evaluate_held_out(
+    model: nn.Module | None,
+    input_shape: Shape | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    scrambled: bool = False,
+) -> HeldOut | None:
+    """Accuracy of the trained model on the grader's images (exactly as generated,
+    ``(N, 32, 32, 3)``), in the format it was fed.
 
     When the learner resized, the resize method that suits the model best is
     picked on the first 250 images, then the model is measured on all of them.
@@ -468,8 +540,7 @@ def evaluate_held_out(model: nn.Module | None, input_shape: Shape | None) -> Hel
     size = {"CHW": input_shape[2], "HWC": input_shape[1]}.get(layout)
     if size is None:
         return None
-    _, labels = _held_out()
-    views = held_out_views(layout, size)
+    views = held_out_views(images, layout, size, scrambled)
     if len(views) > 1:
         scores = [
             _evaluate(model, view[:SELECTION_SIZE], labels[:SELECTION_SIZE]) for _, view in views
@@ -478,7 +549,9 @@ def evaluate_held_out(model: nn.Module | None, input_shape: Shape | None) -> Hel
         views = [views[best]]
     name, view = views[0]
     evaluation = _evaluate(model, view, labels)
-    return HeldOut(evaluation, f"{layout} {size}x{size}, {name}") if evaluation.ok else None
+    how = ", reshaped from HWC as in training" if scrambled else ""
+    view = f"{layout} {size}x{size}, {name}{how}"
+    return HeldOut(evaluation, view) if evaluation.ok else None
 
 
 def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> Evaluation:
@@ -505,24 +578,18 @@ WATCHED_FORMS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
-@cache
-def unseen_images() -> dict[str, torch.Tensor]:
+def unseen_images(held_out: torch.Tensor) -> dict[str, torch.Tensor]:
     """Validation and held-out images in each watched form, keyed by a readable name."""
     first = f"'s first {WATCHED_ROWS} images"
     sets = {
         "the validation split" + first: make_data()[2][:WATCHED_ROWS],
-        HELD_OUT_NAME + first: _held_out()[0][:WATCHED_ROWS],
+        HELD_OUT_NAME + first: held_out[:WATCHED_ROWS],
     }
     return {
         name + suffix: form(images)
         for name, images in sets.items()
         for suffix, form in WATCHED_FORMS.items()
     }
-
-
-def held_out_names(images: dict[str, torch.Tensor]) -> tuple[str, ...]:
-    """The names among :func:`unseen_images` whose use voids the run."""
-    return tuple(name for name in images if name.startswith(HELD_OUT_NAME))
 
 
 __all__ = [
