@@ -50,15 +50,21 @@ browser: $(CHROMIUM)
 sandbox: $(BWRAP)
 	@:
 
+# Debian's package lists are fetched once, before the first package this Makefile
+# installs (and not at all when every package is there).
+APT_LISTS := $(VENV)/.apt-lists
+APT_UPDATE = test -e $(APT_LISTS) || { $(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 update \
+	&& mkdir -p $(VENV) && touch $(APT_LISTS); }
+
 $(BWRAP):
 	@echo "installing bubblewrap with apt-get (the sandbox of every grading kernel)"
-	$(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 update
+	$(APT_UPDATE)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 \
 		install -y --no-install-recommends bubblewrap >/dev/null
 
 $(CHROMIUM):
 	@echo "installing Chromium with apt-get (for the browser test)"
-	$(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 update
+	$(APT_UPDATE)
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -qq -o DPkg::Lock::Timeout=600 \
 		install -y --no-install-recommends chromium >/dev/null
 

@@ -206,16 +206,15 @@ def _loss_check(losses: list[float], first_nan: int | None, drill: DrillReport) 
         f"({100 * first_nan / len(losses):.0f}% into training), and {bad} losses were NaN or inf"
     )
     logit = _logit_before(drill, first_nan, len(losses))
-    float32_sigmoid = drill.sigmoid_dtypes == ["float32"]
-    saturating = float32_sigmoid and "log(1 - pred)" in drill.zero_logs
     cause = ""
     if logit is not None and logit >= SATURATION_LOGIT:
         detail += f"; just before it, the largest logit had reached {logit:.1f}"
-    if saturating and logit is not None and logit >= SATURATION_LOGIT:
-        cause = (
-            f"In float32 sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = -inf "
-            "and 0 * -inf = NaN. "
-        )
+        float32_sigmoid = drill.sigmoid_dtypes == ["float32"]
+        if float32_sigmoid and "log(1 - pred)" in drill.zero_logs:
+            cause = (
+                f"In float32 sigmoid({logit:.1f}) is exactly 1.0, so log(1 - pred) = log(0) = "
+                "-inf and 0 * -inf = NaN. "
+            )
     return Check("finite_loss", title, False, detail, f"{cause}{_why(drill)} {LOG_FIX}".strip())
 
 

@@ -302,19 +302,22 @@ def _leak_check(
         detail = (
             f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
             f"are copies of images the model trained on, {leak.identical} of them identical "
-            f"({correlation}): the model was trained on validation images themselves"
+            f"({correlation}){accuracies}"
         )
-        diagnosis = "train on the training split only; the validation images must stay unseen"
+        diagnosis = (
+            "the model was trained on the validation images themselves: keep them out of "
+            "every training batch"
+        )
     else:
         detail = (
             f"{leak.duplicated} of the {leak.validated} validation images ({leak.share:.0%}) "
-            f"are augmented copies of images the model trained on ({correlation})"
+            f"are augmented copies of images the model trained on ({correlation}){accuracies}"
         )
         diagnosis = (
             "the split was made after augmenting, so copies of one image sit on both sides of "
             "it. Split the original images first, then augment the training part only"
         )
-    return Check("leakage", title, False, detail + accuracies, diagnosis)
+    return Check("leakage", title, False, detail, diagnosis)
 
 
 def _leak_summary(leak: Overlap) -> str:

@@ -77,6 +77,22 @@ class Facts:
     def fixed(self) -> int:
         return sum(bug.fixed for bug in self.bugs.values())
 
+    def reached(self, key: str, trained: bool) -> bool:
+        """Whether the run itself got far enough to meet this bug (``trained``: a loss
+        was backpropagated), in the order the pipeline meets them."""
+        if key == "layout":
+            return any(call.conv_input for call in self.train_calls)
+        if key == "size":
+            return any(c.linear_input is not None or c.output_shape for c in self.train_calls)
+        if key == "labels":
+            return bool(self.record.losses) or trained
+        return bool(self.val_calls)
+
+    def unmet(self, key: str, trained: bool) -> bool:
+        """Not fixed, and not yet shown by the run: the learner has not met it."""
+        bug = self.bugs[key]
+        return not bug.fixed and not (bug.tested and self.reached(key, trained))
+
 
 class Task6Grader(Grader):
     """The four bugs counted from the shapes that reached the network, and held-out accuracy."""
@@ -131,9 +147,9 @@ class Task6Grader(Grader):
         return Facts(record, train_calls, val_calls, bugs)
 
     def checks(self, graded: Graded) -> list[Check]:
-        bugs, reached = graded.facts.bugs, _reached(graded)
+        facts, trained = graded.facts, bool(graded.run.evidence.losses)
         return [
-            *(_bug_check(key, title, bugs[key], reached[key]) for key, title, _ in BUGS),
+            *(_bug_check(key, title, facts, facts.unmet(key, trained)) for key, title, _ in BUGS),
             _accuracy_check(graded.evaluation),
         ]
 
@@ -175,35 +191,17 @@ def _progress(graded: Graded) -> float:
     return sum(stages) / len(stages)
 
 
-def _reached(graded: Graded) -> dict[str, bool]:
-    """Which bugs the run got far enough to meet, in the order the pipeline meets them."""
-    facts, run = graded.facts, graded.run
-    return {
-        "layout": feed(facts.train_calls, "training") is not None,
-        "size": any(c.linear_input is not None or c.output_shape for c in facts.train_calls),
-        "labels": bool(facts.record.losses or run.evidence.losses),
-        "batch": bool(facts.val_calls),
-    }
-
-
-def _bug_check(key: str, title: str, verdict: BugVerdict, reached: bool) -> Check:
-    """A bug's finding; one the script has not reached yet is not spelled out (the grader's
-    own try-out of it is the diagnosis)."""
-    if verdict.fixed or (reached and verdict.tested):
-        return Check(key, title, verdict.fixed, verdict.detail)
-    return Check(key, title, False, f"not reached yet: {NOT_REACHED[key]}", verdict.detail)
-
-
 def _partial_message(graded: Graded) -> str:
-    """How many are fixed and which the run has met; the error itself is in the
-    traceback and the first finding, not repeated here."""
-    facts, reached = graded.facts, _reached(graded)
+    run, facts = graded.run, graded.facts
     if facts.fixed == 4:
         return "All four bugs look fixed, but the script still stops at an error."
-    open_bugs = [(key, name) for key, _, name in BUGS if not facts.bugs[key].fixed]
-    met = [name for key, name in open_bugs if reached[key] and facts.bugs[key].tested]
-    ahead = len(open_bugs) - len(met)
-    stop = " The script stops at an error (the traceback above)." if graded.run.crashed else ""
+    trained = bool(run.evidence.losses)
+    met = [
+        name for key, _, name in BUGS if not facts.bugs[key].fixed and not facts.unmet(key, trained)
+    ]
+    ahead = sum(facts.unmet(key, trained) for key, _, _ in BUGS)
+    # the error itself is in the traceback and the first finding, not repeated here
+    stop = " The script stops at an error (the traceback above)." if run.crashed else ""
     parts = [f"still to fix: {', '.join(met)}"] if met else []
     if ahead:
         parts.append(f"{ahead} more the script has not reached yet")
@@ -244,3 +242,13 @@ def _shape_text(calls: list[ModelCall]) -> str | None:
     return (
         "x".join(str(n) for n in calls[0].input_shape) if calls and calls[0].input_shape else None
     )
+
+
+def _bug_check(key: str, title: str, facts: Facts, unmet: bool) -> Check:
+    """A bug's finding; one the script has not reached yet is not spelled out (the
+    notebook promises the bugs show up one after another): what the grader found by
+    trying it itself is its diagnosis."""
+    bug = facts.bugs[key]
+    if not unmet:
+        return Check(key, title, bug.fixed, bug.detail)
+    return Check(key, title, False, f"not reached yet: {NOT_REACHED[key]}", diagnosis=bug.detail)
