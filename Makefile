@@ -34,7 +34,7 @@ test: $(STAMP) sandbox
 	@$(MAKE) --no-print-directory browser || echo "warning: Chromium could not be installed; the browser test will fail" >&2
 	$(BIN)/ruff check whipnb tests benchmarks
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check whipnb tests benchmarks

@@ -32,3 +32,17 @@ def test_each_notebook_has_exactly_one_graded_cell_with_the_right_script():
             cell = find_graded_cell(notebook)
             assert cell.task == task.id
             assert cell.body.strip() == source.strip()
+
+
+def test_every_shipped_script_is_a_calibration_case_graded_in_its_row():
+    """nbval only runs the shipped notebooks (any score passes there); the score of each
+    is asserted by the calibration test, which grades these very sources: the solution
+    in the task's top row, the buggy script in the row of its unfixed bugs."""
+    from whipnb.authoring.calibration import task_cases
+
+    for task in all_tasks().values():
+        rows = {case.source: case.row for case in task_cases(task)}
+        top = max(task.rows, key=lambda row: row.high)
+        assert rows.get(task.solution_source) == top.key, task.id
+        assert task.buggy_source in rows, task.id
+        assert task.row(rows[task.buggy_source]).high < top.low, task.id

@@ -14,6 +14,7 @@ kept.  Re-running the same command then grades only what is missing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -83,7 +84,20 @@ def grade_submission(
         raise GradingStopped("the batch was stopped before this submission started")
     started_at = now()
     grading = Grading(submission, setup, limits, stop, kernel)
+    _own_event_loop()
     return run_steps(grading), started_at
+
+
+def _own_event_loop() -> None:
+    """jupyter_client's synchronous calls run on this thread's current event loop.  A Dask
+    worker thread may see its worker's loop, which runs in another thread, as current
+    ("This event loop is already running"): such a thread gets a loop of its own."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # none yet: jupyter_core makes one for the thread
+        return
+    if loop.is_running():
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 @dataclass
