@@ -70,6 +70,35 @@ def test_a_sandboxed_command_sees_only_its_view():
     assert seen["net"] == "Network is unreachable"
 
 
+def test_read_only_folders_under_tmp_stay_visible(tmp_path):
+    """A checkout or a venv under /tmp (a CI clone, say) must not vanish under the
+    sandbox's own /tmp: the fresh file systems are laid first, the binds over them."""
+    shared = tmp_path / "checkout"
+    shared.mkdir()
+    (shared / "module.py").write_text("VALUE = 42\n")
+    shared.chmod(0o755)
+    for parent in shared.parents:
+        if parent == Path("/tmp"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o055)
+    assert str(shared).startswith("/tmp/")
+    with UidLease() as lease, SandboxFolder(lease.uid) as folder:
+        box = Sandbox(
+            work=folder.work,
+            env=sandbox_environment({}),
+            read_only=(*python_view(), shared),
+            uid=lease.uid,
+        )
+        code = (
+            f"import sys; sys.path.insert(0, {str(shared)!r}); import module; print(module.VALUE)"
+        )
+        run = subprocess.run(
+            box.command([sys.executable, "-c", code]), capture_output=True, text=True, check=False
+        )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "42"
+
+
 def test_two_leases_never_share_a_uid():
     if os.geteuid() != 0:
         pytest.skip("only a root grader changes uid")

@@ -163,14 +163,17 @@ class Sandbox:
                 view.args += ["--symlink", os.readlink(path), name]
             elif path.is_dir():
                 view.bind("--ro-bind", path)
-        for path in self.read_only:
-            view.bind("--ro-bind", path)
-        for path in self.hidden:
-            view.args += ["--ro-bind", str(self.empty), str(path)]
+        # The fresh file systems first, so that binds inside them (a checkout or a venv
+        # under /tmp, the work folder) are laid over them rather than hidden by them.
         view.args += ["--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
         view.args += ["--proc", "/proc", "--perms", "1777", "--tmpfs", "/tmp"]
         view.made.add(Path("/tmp"))
         view.args += [*view.parents(Path(SANDBOX_HOME)), "--perms", "0777", "--tmpfs", SANDBOX_HOME]
+        view.made.add(Path(SANDBOX_HOME))
+        for path in self.read_only:
+            view.bind("--ro-bind", path)
+        for path in self.hidden:
+            view.args += ["--ro-bind", str(self.empty), str(path)]
         for path in (self.work, *self.writable):
             view.bind("--bind", path)
         return view.args
