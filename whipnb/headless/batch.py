@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
@@ -84,20 +85,21 @@ def grade_submission(
         raise GradingStopped("the batch was stopped before this submission started")
     started_at = now()
     grading = Grading(submission, setup, limits, stop, kernel)
-    _own_event_loop()
-    return run_steps(grading), started_at
+    return _in_fresh_context(run_steps, grading), started_at
 
 
-def _own_event_loop() -> None:
-    """jupyter_client's synchronous calls run on this thread's current event loop.  A Dask
-    worker thread may see its worker's loop, which runs in another thread, as current
-    ("This event loop is already running"): such a thread gets a loop of its own."""
+def _in_fresh_context(function: Callable[[Grading], Result], grading: Grading) -> Result:
+    """Run ``function`` in an empty context.  jupyter_client's synchronous calls use the
+    event loop that jupyter_core keeps in a context variable; a Dask worker runs tasks in
+    a copy of its own context, whose loop belongs to another thread ("This event loop is
+    already running").  An empty context gets a loop of its own, closed afterwards."""
+    context = contextvars.Context()
     try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:  # none yet: jupyter_core makes one for the thread
-        return
-    if loop.is_running():
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        return context.run(function, grading)
+    finally:
+        for value in context.values():
+            if isinstance(value, asyncio.AbstractEventLoop) and not value.is_running():
+                value.close()
 
 
 @dataclass
