@@ -82,9 +82,12 @@ class Measurement(ABC):
     #: another run, and are reported instead of voiding the run (None: always voided).
     learned_accuracy: float | None = None
 
-    @abstractmethod
+    #: The task's ``data.make_samples(n, seed)``: its data distribution.
+    sampler: Callable[[int, int], tuple[torch.Tensor, torch.Tensor]]
+
     def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``held_out_size`` samples and labels from the task's data distribution."""
+        return type(self).sampler(self.held_out_size, seed)
 
     @property
     def grader(self) -> Grader:
@@ -118,7 +121,6 @@ class Measurement(ABC):
         model = self.grader.trained_model(run)
         return None if model is None else Traceable(model, self.samples(self.held_out_seed)[0])
 
-    @abstractmethod
     def measure(
         self,
         model: ModelCallable,
@@ -127,7 +129,9 @@ class Measurement(ABC):
         input_shape: tuple[int, ...] = (),
     ) -> Metrics:
         """The metrics of ``model`` on samples as :meth:`samples` returns them, fed in the
-        format of ``input_shape`` (the traced example's shape); never raises."""
+        format of ``input_shape`` (the traced example's shape); never raises.  By default
+        a classifier's accuracy and loss."""
+        return classifier_metrics(model, inputs, labels)
 
     @abstractmethod
     def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:

@@ -21,12 +21,9 @@ from whipnb.core.runner import Run
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
-    Metrics,
-    ModelCallable,
     Traceable,
     above,
     below,
-    classifier_metrics,
 )
 from whipnb.tasks.task1 import ACCURACY_TARGET, LOSS_TARGET
 from whipnb.tasks.task1.data import make_samples
@@ -61,15 +58,13 @@ class Task1Measurement(Measurement):
     task_id = "task1"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {
         "accuracy": Compared("heldout_accuracy", True, 0.03),
         "loss": Compared("heldout_loss", False, None),
     }
 
     training_loss_key = "loss"
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
 
     def model(self, run: Run) -> Traceable | None:
         """The trained model, behind its inputs' transform when it was trained on
@@ -89,15 +84,6 @@ class Task1Measurement(Measurement):
         if metrics.get(name) is not None:
             return name, metrics[name]
         return super().reported(metrics, key)
-
-    def measure(
-        self,
-        model: ModelCallable,
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        input_shape: tuple[int, ...] = (),
-    ) -> Metrics:
-        return classifier_metrics(model, inputs, labels)
 
     def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:
         accuracy, loss = metrics.get("accuracy"), metrics.get("loss")

@@ -29,10 +29,8 @@ class Task2Measurement(Measurement):
     task_id = "task2"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {"accuracy": Compared("heldout_accuracy", True, 0.03)}
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
 
     def measure(
         self,

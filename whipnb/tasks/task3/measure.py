@@ -8,16 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
-
 from whipnb.core.rubric import ramp
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
-    Metrics,
-    ModelCallable,
     above,
-    classifier_metrics,
 )
 from whipnb.tasks.task3 import ACCURACY_TARGET
 from whipnb.tasks.task3.data import make_samples
@@ -28,22 +23,11 @@ class Task3Measurement(Measurement):
     task_id = "task3"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {
         "accuracy": Compared("heldout_accuracy", True, 0.03),
         "loss": Compared("heldout_loss", False, None),
     }
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
-
-    def measure(
-        self,
-        model: ModelCallable,
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        input_shape: tuple[int, ...] = (),
-    ) -> Metrics:
-        return classifier_metrics(model, inputs, labels)
 
     def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:
         accuracy = metrics.get("accuracy")

@@ -31,13 +31,11 @@ class Task4Measurement(Measurement):
     task_id = "task4"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {
         "f1": Compared("heldout_f1", True, 0.03),
         "bce": Compared("heldout_bce", False, None),
     }
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
 
     def measure(
         self,

@@ -15,16 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
-
 from whipnb.core.rubric import ramp
 from whipnb.tasks.measure import (
     Compared,
     Measurement,
-    Metrics,
-    ModelCallable,
     above,
-    classifier_metrics,
 )
 from whipnb.tasks.task5 import ACCURACY_TARGET
 from whipnb.tasks.task5.data import make_samples
@@ -40,6 +35,7 @@ class Task5Measurement(Measurement):
     task_id = "task5"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {
         "accuracy": Compared("heldout_accuracy", True, 0.03),
         "loss": Compared("heldout_loss", False, None),
@@ -50,18 +46,6 @@ class Task5Measurement(Measurement):
     #: 0.53 (a linear model on the raw readings about 0.52); a head trained on readings
     #: rescaled outside the model keeps well above this on raw ones (0.81 for x / 10).
     learned_accuracy = 0.70
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
-
-    def measure(
-        self,
-        model: ModelCallable,
-        inputs: torch.Tensor,
-        labels: torch.Tensor,
-        input_shape: tuple[int, ...] = (),
-    ) -> Metrics:
-        return classifier_metrics(model, inputs, labels)
 
     def supported(self, row_key: str, metrics: Mapping[str, float | None]) -> float | None:
         accuracy, loss = metrics.get("accuracy"), metrics.get("loss")

@@ -66,13 +66,11 @@ class Task6Measurement(Measurement):
     task_id = "task6"
     held_out_seed = HELD_OUT_SEED
     held_out_size = HELD_OUT_SIZE
+    sampler = make_samples
     compared = {
         "accuracy": Compared("heldout_accuracy", True, 0.06),
         "loss": Compared("heldout_loss", False, None),
     }
-
-    def make_samples(self, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_samples(self.held_out_size, seed)
 
     def model(self, run: Run) -> Traceable | None:
         model = self.grader.trained_model(run)
